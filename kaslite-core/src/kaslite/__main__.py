@@ -1,0 +1,5 @@
+"""``python -m kaslite`` runs the command line."""
+
+from kaslite.cli.main import main
+
+main()

@@ -1,0 +1,27 @@
+"""Builtin seed blueprints: ``mlp`` and ``bottleneck``."""
+
+from typing import Any
+
+from kaslite.hookspecs import BlueprintSpec, hookimpl
+
+
+def build_mlp(dim: int, hidden: int = 128) -> Any:
+    from kaslite.nn.blueprints import mlp
+
+    return mlp(dim, hidden)
+
+
+def build_bottleneck(dim: int, hidden: int = 0) -> Any:
+    from kaslite.nn.blueprints import bottleneck
+
+    return bottleneck(dim, hidden)
+
+
+@hookimpl
+def kaslite_seed_blueprints() -> list[BlueprintSpec]:
+    return [
+        BlueprintSpec("mlp", build_mlp, "dim → hidden → dim MLP with ReLU (Kaiming init)", {"hidden": 128}),
+        BlueprintSpec(
+            "bottleneck", build_bottleneck, "dim → narrower hidden → dim; hidden 0 means dim // 2", {"hidden": 0}
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""The ``kaslite`` command line."""

@@ -1,0 +1,182 @@
+"""``kaslite run``: train one experiment from flags and/or a YAML config.
+
+Every config field is a flag, dashed (``--blend-steps``) with the original
+underscore spelling as an alias (``--blend_steps``). Dataset parameters of
+every installed dataset are flags too (``--n-samples``, ``--noise``, ...).
+Flags override ``--config FILE.yaml``, which overrides the defaults.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+from kaslite.cli.data_cmd import parameter_options
+from kaslite.config import SECTIONS, build_config, load_yaml
+from kaslite.errors import ConfigError, InvalidValue
+from kaslite.plugins import DATASET, get_plugin_manager
+
+# Fields whose flag is not simply their own name.
+FLAG_NAMES: dict[tuple[str, str], list[str]] = {
+    ("data", "problem"): ["--problem", "--problem_type", "--problem-type"],
+    ("controller", "name"): ["--controller"],
+    ("train", "seed"): ["--seed"],
+}
+# Free-form mappings get KEY=VALUE flags instead (see --blueprint-option).
+MAPPING_FIELDS = {("data", "params"), ("model", "blueprint_options"), ("controller", "options")}
+_TYPES: dict[Any, Any] = {int: click.INT, float: click.FLOAT, str: click.STRING}
+
+
+def _flag_names(section: str, name: str) -> list[str]:
+    if (section, name) in FLAG_NAMES:
+        return FLAG_NAMES[(section, name)]
+    dashed = "--" + name.replace("_", "-")
+    return [dashed, "--" + name] if "_" in name else [dashed]
+
+
+def config_options() -> tuple[list[click.Option], dict[str, str]]:
+    """One option per config field (dest ``section__field``), and path -> flag for error messages."""
+    options: list[click.Option] = []
+    flags: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for field in attrs.fields(cls):
+            if (section, field.name) in MAPPING_FIELDS:
+                continue
+            names = _flag_names(section, field.name)
+            dest = f"{section}__{field.name}"
+            help_text = f"{section}.{field.name} [default: {field.default!r}]"
+            if field.type is bool:
+                positive = "/".join([names[0], "--no-" + names[0][2:]])
+                option = click.Option([positive, dest], default=None, help=help_text)
+            else:
+                option = click.Option([*names, dest], type=_TYPES.get(field.type, click.STRING), help=help_text)
+            options.append(option)
+            flags[f"{section}.{field.name}"] = names[0]
+    return options, flags
+
+
+def dataset_options(taken: set[str]) -> list[click.Option]:
+    """Options for every installed dataset's parameters (first definition of a name wins)."""
+    seen: dict[str, click.Option] = {}
+    for spec in get_plugin_manager().registrations(DATASET).values():
+        for option in parameter_options(spec.params_type):
+            if option.name not in seen and not set(option.opts) & taken:
+                option.name = f"dataset__{option.name}"
+                option.required = False
+                seen[option.name] = option
+    return list(seen.values())
+
+
+def parse_pairs(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
+    """``("hidden=64", "act=relu")`` -> ``{"hidden": 64, "act": "relu"}`` (values read as YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"invalid {flag} {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def flag_layer(given: dict[str, Any]) -> dict[str, Any]:
+    """The config layer the flags describe: only what was actually given."""
+    layer: dict[str, Any] = {}
+    for dest, value in given.items():
+        if value is None or "__" not in dest:
+            continue
+        section, name = dest.split("__", 1)
+        if section == "dataset":
+            layer.setdefault("data", {}).setdefault("params", {})[name] = value
+        else:
+            layer.setdefault(section, {})[name] = value
+    return layer
+
+
+def make_run_command() -> click.Command:
+    config_opts, flags = config_options()
+    taken = {opt for option in config_opts for opt in option.opts}
+
+    def callback(
+        config_file: Path | None,
+        resume: Path | None,
+        tracker: tuple[str, ...],
+        no_tracker: tuple[str, ...],
+        output_dir: Path,
+        run_name: str | None,
+        quiet: bool,
+        blueprint_hidden: int | None,
+        blueprint_option: tuple[str, ...],
+        controller_option: tuple[str, ...],
+        **given: Any,
+    ) -> None:
+        from kaslite.train.runner import resume_experiment, run_experiment
+
+        try:
+            if resume is not None:
+                resume_experiment(resume, tracker or None, no_tracker, quiet)
+                return
+            layer = flag_layer(given)
+            options = parse_pairs(blueprint_option, "--blueprint-option")
+            if blueprint_hidden is not None:
+                options["hidden"] = blueprint_hidden
+            if options:
+                layer.setdefault("model", {})["blueprint_options"] = options
+            if controller_option:
+                layer.setdefault("controller", {})["options"] = parse_pairs(controller_option, "--controller-option")
+            file_layer = load_yaml(config_file) if config_file else {}
+            config = build_config(file_layer, layer)
+            run_experiment(config, output_dir, run_name, tracker or None, no_tracker, quiet)
+        except InvalidValue as exc:
+            flag = flags.get(exc.field) or _dataset_flag(exc.field)
+            raise ConfigError(f"{exc} (flag {flag})" if flag else str(exc)) from None
+
+    def _dataset_flag(field: str) -> str | None:
+        if field.startswith("data.params."):
+            return "--" + field.removeprefix("data.params.").replace("_", "-")
+        return None
+
+    return click.Command(
+        "run",
+        callback=callback,
+        help="Train a morphogenetic network; results go to OUTPUT_DIR/RUN_NAME/.",
+        params=[
+            click.Option(
+                ["--config", "config_file"],
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="YAML config (sections data, model, seeds, controller, train); flags override it.",
+            ),
+            click.Option(
+                ["--resume"],
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Continue the run in RUN_DIR from its last checkpoint.",
+            ),
+            click.Option(["--tracker"], multiple=True, help="Tracker to use (repeatable); replaces the default set."),
+            click.Option(["--no-tracker"], multiple=True, help="Remove a tracker from the set (repeatable)."),
+            click.Option(
+                ["--output-dir", "--output_dir"],
+                type=click.Path(file_okay=False, path_type=Path),
+                default=Path("results"),
+                show_default=True,
+                help="Where run directories go.",
+            ),
+            click.Option(["--run-name", "--run_name"], help="Run directory name [default: a slug of the config]."),
+            click.Option(["--quiet", "-q"], is_flag=True, help="Print only the final summary line."),
+            click.Option(
+                ["--blueprint-hidden", "--blueprint_hidden"],
+                type=click.INT,
+                help="Hidden width of the seed blueprint (model.blueprint_options.hidden).",
+            ),
+            click.Option(["--blueprint-option"], multiple=True, help="KEY=VALUE option of the blueprint (repeatable)."),
+            click.Option(
+                ["--controller-option"], multiple=True, help="KEY=VALUE option of a plugin controller (repeatable)."
+            ),
+            *config_opts,
+            *dataset_options(taken),
+        ],
+    )
+
+
+run = make_run_command()

@@ -1,0 +1,166 @@
+"""Experiment configuration: attrs classes structured from YAML or flags by one converter.
+
+Precedence: class defaults < ``--config FILE.yaml`` < command-line flags. Every
+value is checked when the config is built, before any work starts, and a bad
+one is reported with its full path (``seeds.blend_steps``), the value and what
+is allowed.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kaslite.errors import ConfigError
+from kaslite.structure import structure, unstructure
+from kaslite.validation import at_least, between, non_empty, non_negative, one_of, positive
+
+DEVICES = ("cpu", "cuda", "mps", "auto")
+
+
+@attrs.frozen
+class DataConfig:
+    """Which dataset, its parameters, and how it is split."""
+
+    problem: str = attrs.field(default="spirals", validator=non_empty)
+    # Validated against the dataset's own parameter class once the dataset is known.
+    params: dict[str, Any] = attrs.field(factory=dict)
+    train_frac: float = attrs.field(default=0.8, validator=between(0.0, 1.0, low_open=True, high_open=True))
+
+
+@attrs.frozen
+class ModelConfig:
+    """The trunk network and the blueprint its seeds grow."""
+
+    hidden_dim: int = attrs.field(default=16, validator=positive)
+    num_layers: int = attrs.field(default=2, validator=positive)
+    seeds_per_layer: int = attrs.field(default=1, validator=positive)
+    blueprint: str = attrs.field(default="mlp", validator=non_empty)
+    # Passed to the blueprint's build(); unset options keep the blueprint's defaults.
+    blueprint_options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class SeedConfig:
+    """How a germinated seed shadow-trains, blends in and is watched."""
+
+    blend_steps: int = attrs.field(default=100, validator=positive)
+    shadow_lr: float = attrs.field(default=1e-3, validator=positive)
+    progress_thresh: float = attrs.field(default=0.6, validator=between(0.0, 1.0))
+    drift_warn: float = attrs.field(default=0.5, validator=non_negative)
+    buffer_size: int = attrs.field(default=2048, validator=positive)
+    health_momentum: float = attrs.field(default=0.1, validator=between(0.0, 1.0, low_open=True))
+
+
+@attrs.frozen
+class ControllerConfig:
+    """The growth policy and its knobs; ``options`` carries a plugin policy's own."""
+
+    name: str = attrs.field(default="kasmina", validator=non_empty)
+    patience: int = attrs.field(default=5, validator=positive)
+    delta: float = attrs.field(default=1e-4, validator=non_negative)
+    acc_threshold: float = attrs.field(default=0.99, validator=between(0.0, 1.0))
+    period: int = attrs.field(default=10, validator=positive)
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class TrainConfig:
+    """Optimisation, phases, randomness and device."""
+
+    warm_up_epochs: int = attrs.field(default=50, validator=non_negative)
+    adaptation_epochs: int = attrs.field(default=300, validator=non_negative)
+    batch_size: int = attrs.field(default=32, validator=positive)
+    lr: float = attrs.field(default=3e-3, validator=positive)
+    freeze_trunk: bool = True
+    seed: int = attrs.field(default=0, validator=non_negative)
+    device: str = attrs.field(default="cpu", validator=one_of(DEVICES))
+    probe_size: int = attrs.field(default=256, validator=at_least(1))
+
+
+@attrs.frozen
+class ExperimentConfig:
+    """Everything that defines a run; ``config.yaml`` in a run dir reproduces it."""
+
+    data: DataConfig = attrs.field(factory=DataConfig)
+    model: ModelConfig = attrs.field(factory=ModelConfig)
+    seeds: SeedConfig = attrs.field(factory=SeedConfig)
+    controller: ControllerConfig = attrs.field(factory=ControllerConfig)
+    train: TrainConfig = attrs.field(factory=TrainConfig)
+
+    def __attrs_post_init__(self) -> None:
+        if self.train.warm_up_epochs + self.train.adaptation_epochs == 0:
+            raise ConfigError("invalid train: warm_up_epochs + adaptation_epochs must be > 0")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "seeds": SeedConfig,
+    "controller": ControllerConfig,
+    "train": TrainConfig,
+}
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file as a mapping, with a clear error when it is not one."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def build_config(*layers: dict[str, Any]) -> ExperimentConfig:
+    """Structure an :class:`ExperimentConfig` from plain layers, later ones winning."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = deep_merge(merged, layer)
+    return structure(merged, ExperimentConfig)
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain nested data for YAML, JSON and tracker params."""
+    data: dict[str, Any] = unstructure(config)
+    return data
+
+
+def save_yaml(config: ExperimentConfig, path: Path) -> None:
+    """Write ``config`` so that ``--config path`` reproduces the run."""
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def flatten(config: ExperimentConfig) -> dict[str, Any]:
+    """``{"seeds.blend_steps": 30, ...}``: one entry per leaf, for trackers' params."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        else:
+            out[prefix] = value
+
+    walk("", config_to_dict(config))
+    return out

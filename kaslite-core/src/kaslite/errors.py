@@ -1,0 +1,52 @@
+"""Exceptions a user can act on: each names what was wrong and what is allowed."""
+
+
+class KasliteError(Exception):
+    """Base class of every error kaslite raises on purpose."""
+
+
+class ConfigError(KasliteError, ValueError):
+    """A configuration value (from YAML, flags or Python) is not allowed."""
+
+
+class InvalidValue(ConfigError):
+    """One field holds a value outside what it allows."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid {field} = {value!r}: {allowed}")
+
+    def with_prefix(self, prefix: str) -> "InvalidValue":
+        """The same error with the field named by its full path (``seed.blend_steps``)."""
+        return InvalidValue(f"{prefix}.{self.field}" if prefix else self.field, self.value, self.allowed)
+
+
+class UnknownNameError(KasliteError, LookupError):
+    """A dataset, controller, blueprint, tracker or model source nobody registered."""
+
+    def __init__(self, kind: str, name: str, available: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.available = sorted(available)
+        listing = ", ".join(self.available) or "(none installed)"
+        super().__init__(f"unknown {kind} {name!r}; available: {listing}")
+
+    def __str__(self) -> str:  # LookupError would quote the message like a KeyError
+        return str(self.args[0])
+
+
+class PluginError(KasliteError):
+    """A plugin failed to load or registered something that collides."""
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins registered the same name for the same kind of thing."""
+
+    def __init__(self, kind: str, name: str, providers: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.providers = providers
+        names = " and ".join(repr(p) for p in providers)
+        super().__init__(f"{kind} {name!r} is registered by both {names}; disable one with KASLITE_DISABLE_PLUGINS")

@@ -1,0 +1,297 @@
+"""The hooks a kaslite plugin can implement, and the records they return.
+
+A plugin is a module (or any object) with functions marked ``@kaslite.hookimpl``
+and named after the specs below, registered under the ``kaslite`` entry-point
+group of its distribution::
+
+    [project.entry-points.kaslite]
+    my-plugin = "my_package.plugin"
+
+Hooks come in two families:
+
+* **Registration hooks** (``kaslite_datasets``, ``kaslite_seed_blueprints``,
+  ``kaslite_controllers``, ``kaslite_trackers``, ``kaslite_model_sources``)
+  take no arguments and return an iterable of small frozen records. The host
+  collects them from every plugin, keys them by name (scheme for model
+  sources) and refuses a name two plugins both claim, naming both.
+* **Extension hooks** (``kaslite_commands``, ``kaslite_server_app``) receive
+  an object to extend in place and return nothing.
+
+Rules for implementations:
+
+* Import heavy libraries (torch, mlflow, fastapi, prometheus_client, ...)
+  inside the hook body or inside the factory it returns, never at the top of
+  the plugin module: ``kaslite --help`` loads every plugin.
+* Never give a hook argument a default value; pluggy would silently never
+  pass it. Declare only the arguments you use.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import numpy as np
+
+PROJECT = "kaslite"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------
+# Records returned by the registration hooks
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class DataArrays:
+    """A generated or loaded dataset: features, labels and the number of classes.
+
+    ``X`` is float32 of shape ``(n_samples, input_dim)``; ``y`` is int64 of
+    shape ``(n_samples,)`` with values in ``range(num_classes)``.
+    """
+
+    X: "np.ndarray"
+    y: "np.ndarray"
+    num_classes: int
+
+
+@attrs.frozen
+class DatasetSpec:
+    """A dataset a run can train on.
+
+    :param name: what users type after ``--problem``.
+    :param params_type: a frozen attrs class of the dataset's parameters, with
+        validated defaults; its fields become options of ``kaslite data
+        generate NAME`` and keys of ``data.params`` in a config file.
+    :param generate: ``generate(params, seed) -> DataArrays``; the result must
+        depend only on ``(params, seed)``.
+    :param description: one line shown by ``kaslite datasets``.
+    """
+
+    name: str
+    params_type: type
+    generate: Callable[[Any, int], DataArrays]
+    description: str = ""
+
+
+@attrs.frozen
+class BlueprintSpec:
+    """A network a seed can grow into.
+
+    :param name: what users type after ``--blueprint``.
+    :param build: ``build(dim, **options) -> torch.nn.Module`` mapping
+        ``(batch, dim)`` to ``(batch, dim)``; imports torch inside.
+    :param description: one line shown by ``kaslite plugins``.
+    :param options: the option names ``build`` accepts, with their defaults.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    description: str = ""
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ControllerSpec:
+    """A growth policy: decides which seed to germinate or cull, and when.
+
+    :param name: what users type after ``--controller``.
+    :param factory: ``factory(config) -> Controller`` where ``config`` is the
+        run's :class:`kaslite.config.ControllerConfig`.
+    :param description: one line shown by ``kaslite plugins``.
+    """
+
+    name: str
+    factory: Callable[[Any], Any]
+    description: str = ""
+
+
+@attrs.frozen
+class TrackerSpec:
+    """Somewhere a run's events go (a console, files, MLflow, Prometheus...).
+
+    :param name: what users type after ``--tracker``.
+    :param factory: ``factory(run) -> Tracker`` called once per run with the
+        run's context (config, run directory, run name).
+    :param description: one line shown by ``kaslite plugins``.
+    :param default: whether the tracker is on when ``--tracker`` is not given.
+    """
+
+    name: str
+    factory: Callable[[Any], Any]
+    description: str = ""
+    default: bool = False
+
+
+@attrs.frozen
+class ModelSourceSpec:
+    """A place trained models are loaded from, selected by URI scheme.
+
+    :param scheme: the URI scheme it serves (``file``, ``models``); a bare
+        path counts as ``file``.
+    :param load: ``load(uri) -> LoadedModel``.
+    :param list_versions: ``list_versions(uri) -> list[dict]`` describing the
+        versions behind ``uri`` (a single entry for a plain file).
+    :param description: one line shown by ``kaslite plugins``.
+    """
+
+    scheme: str
+    load: Callable[[str], Any]
+    list_versions: Callable[[str], list[dict[str, Any]]]
+    description: str = ""
+
+
+# --------------------------------------------------------------------------
+# Registration hooks
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def kaslite_datasets() -> Iterable[DatasetSpec]:  # type: ignore[empty-body]
+    """Register datasets.
+
+    :return: the :class:`DatasetSpec` records this plugin provides.
+
+    Example::
+
+        @attrs.frozen
+        class RingParams:
+            n_samples: int = attrs.field(default=500, validator=positive)
+
+        def generate_ring(params, seed):
+            rng = np.random.default_rng(seed)
+            angle = rng.uniform(0, 2 * np.pi, params.n_samples)
+            X = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
+            y = (angle > np.pi).astype(np.int64)
+            return DataArrays(X=X, y=y, num_classes=2)
+
+        @kaslite.hookimpl
+        def kaslite_datasets():
+            return [DatasetSpec("ring", RingParams, generate_ring, "points on a ring")]
+    """
+
+
+@hookspec
+def kaslite_seed_blueprints() -> Iterable[BlueprintSpec]:  # type: ignore[empty-body]
+    """Register seed blueprints: the child networks a seed grows.
+
+    :return: the :class:`BlueprintSpec` records this plugin provides.
+
+    Example::
+
+        def build_residual(dim, hidden=32):
+            import torch.nn as nn
+            return nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, dim))
+
+        @kaslite.hookimpl
+        def kaslite_seed_blueprints():
+            return [BlueprintSpec("tanh", build_residual, "tanh MLP", {"hidden": 32})]
+    """
+
+
+@hookspec
+def kaslite_controllers() -> Iterable[ControllerSpec]:  # type: ignore[empty-body]
+    """Register controllers (growth policies).
+
+    :return: the :class:`ControllerSpec` records this plugin provides.
+
+    Example::
+
+        class FirstEpochPolicy(kaslite.control.Controller):
+            def decide(self, obs):
+                dormant = [s for s in obs.seeds if s.state == "dormant"]
+                if obs.phase == 2 and dormant:
+                    return [kaslite.control.Germinate(dormant[0].seed_id)]
+                return []
+
+        @kaslite.hookimpl
+        def kaslite_controllers():
+            return [ControllerSpec("first", lambda config: FirstEpochPolicy(), "grow at once")]
+    """
+
+
+@hookspec
+def kaslite_trackers() -> Iterable[TrackerSpec]:  # type: ignore[empty-body]
+    """Register trackers: receivers of a run's events.
+
+    :return: the :class:`TrackerSpec` records this plugin provides.
+
+    Example::
+
+        class PrintTracker(kaslite.train.Tracker):
+            def on_epoch_end(self, epoch, metrics):
+                print(epoch, metrics["val_acc"])
+
+        @kaslite.hookimpl
+        def kaslite_trackers():
+            return [TrackerSpec("print", lambda run: PrintTracker(), "print val acc")]
+    """
+
+
+@hookspec
+def kaslite_model_sources() -> Iterable[ModelSourceSpec]:  # type: ignore[empty-body]
+    """Register model sources: URI schemes ``kaslite serve --model`` understands.
+
+    :return: the :class:`ModelSourceSpec` records this plugin provides.
+
+    Example::
+
+        def load_s3(uri):
+            local = download(uri)  # your code
+            return kaslite.models.load_model(local)
+
+        @kaslite.hookimpl
+        def kaslite_model_sources():
+            return [ModelSourceSpec("s3", load_s3, lambda uri: [{"uri": uri}], "S3 objects")]
+    """
+
+
+# --------------------------------------------------------------------------
+# Extension hooks
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def kaslite_commands(cli: "click.Group") -> None:
+    """Add commands to the ``kaslite`` command line.
+
+    Called once, when the command line is first listed or dispatched. Every
+    command added here appears in ``kaslite --help``; a name already taken by
+    another plugin or by kaslite itself is refused with an error naming both.
+
+    :param cli: the ``kaslite`` click group; call ``cli.add_command`` or use
+        ``@cli.command()``.
+
+    Example::
+
+        @kaslite.hookimpl
+        def kaslite_commands(cli):
+            @cli.command()
+            def hello():
+                "Say hello."
+                click.echo("hello")
+    """
+
+
+@hookspec
+def kaslite_server_app(app: Any, settings: Any) -> None:
+    """Extend the inference server's FastAPI app (routes, middleware).
+
+    Called once while the app is built, before it serves a request.
+
+    :param app: the ``fastapi.FastAPI`` application.
+    :param settings: the server's settings (model URI, host, port, token, ...).
+
+    Example::
+
+        @kaslite.hookimpl
+        def kaslite_server_app(app, settings):
+            @app.get("/version")
+            def version():
+                return {"kaslite": kaslite.__version__}
+    """

@@ -1,0 +1,114 @@
+"""What a run tells its trackers: frozen records, one per kind of event."""
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kaslite.config import ExperimentConfig
+from kaslite.control.base import SeedView
+
+
+@attrs.frozen
+class RunContext:
+    """Given to tracker factories and ``on_run_start``: what the run is and where it writes."""
+
+    config: ExperimentConfig
+    run_dir: Path
+    run_name: str
+    seed_ids: tuple[str, ...]
+    total_epochs: int
+    warm_up_epochs: int
+    start_epoch: int = 0  # epochs already done (a resumed run)
+    quiet: bool = False  # console output: only the final summary line
+    # Rows and events written before a resume, so file trackers can rewrite them exactly.
+    history: tuple[dict[str, Any], ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def resumed(self) -> bool:
+        return self.start_epoch > 0
+
+
+@attrs.frozen
+class EpochRecord:
+    """One finished epoch: losses, accuracy and every seed's state."""
+
+    epoch: int
+    phase: int
+    train_loss: float
+    val_loss: float
+    val_acc: float
+    best_acc: float
+    seeds: tuple[SeedView, ...]
+
+    def row(self) -> dict[str, Any]:
+        """A flat history.csv row: the metrics, then each seed's state and alpha."""
+        row: dict[str, Any] = {
+            "epoch": self.epoch,
+            "phase": self.phase,
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "val_acc": self.val_acc,
+            "best_acc": self.best_acc,
+        }
+        for seed in self.seeds:
+            row[f"{seed.seed_id}_state"] = seed.state
+            row[f"{seed.seed_id}_alpha"] = seed.alpha
+        return row
+
+
+@attrs.frozen
+class PhaseChange:
+    """Training entered ``phase`` (2 = adaptation) at the start of ``epoch``."""
+
+    epoch: int
+    phase: int
+    previous: int
+
+
+@attrs.frozen
+class SeedTransition:
+    """A seed changed state; ``output_change`` is the largest absolute change of the
+    network's output on the probe batch across the transition."""
+
+    epoch: int
+    seed_id: str
+    from_state: str
+    to_state: str
+    alpha: float
+    output_change: float
+
+
+@attrs.frozen
+class RunWarning:
+    """Something worth a look that does not stop the run (drift, a detached tracker)."""
+
+    epoch: int
+    kind: str
+    message: str
+    seed_id: str | None = None
+    value: float | None = None
+
+
+@attrs.frozen
+class ModelReady:
+    """The final model file is written."""
+
+    path: Path
+    metadata: dict[str, Any]
+
+
+@attrs.frozen
+class RunSummary:
+    """The final metrics (also in ``metrics.json``) and where the run lives."""
+
+    run_dir: Path
+    run_name: str
+    metrics: dict[str, Any]
+
+
+def event_dict(event: PhaseChange | SeedTransition | RunWarning) -> dict[str, Any]:
+    """An event as one JSON object, with its kind under ``event``."""
+    kinds = {PhaseChange: "phase_change", SeedTransition: "seed_transition", RunWarning: "warning"}
+    return {"event": kinds[type(event)], **attrs.asdict(event)}

@@ -1,0 +1,110 @@
+"""Run an experiment end to end: validate, pick the run dir, build trackers, train, or resume."""
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from kaslite.config import ExperimentConfig, load_yaml, save_yaml
+from kaslite.errors import ConfigError
+from kaslite.plugins import TRACKER, get_blueprint, get_controller, get_plugin_manager
+from kaslite.structure import structure
+from kaslite.train.data import dataset_params
+from kaslite.train.events import RunContext, RunSummary
+from kaslite.train.tracker import Tracker
+from kaslite.train.trainer import CHECKPOINT, Trainer, resolve_device
+
+CONFIG_FILE = "config.yaml"
+
+
+def default_run_name(config: ExperimentConfig) -> str:
+    """A readable slug of the problem and the parameters that matter most."""
+    m, c, t = config.model, config.controller, config.train
+    name = (
+        f"{config.data.problem}-{c.name}-{m.blueprint}-h{m.hidden_dim}x{m.num_layers}-s{m.seeds_per_layer}-seed{t.seed}"
+    )
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+
+
+def fresh_run_dir(output_dir: Path, run_name: str) -> Path:
+    """``output_dir/run_name``, or ``run_name-2``, ``-3``... so an earlier run is never overwritten."""
+    candidate = output_dir / run_name
+    suffix = 2
+    while candidate.exists() and any(candidate.iterdir()):
+        candidate = output_dir / f"{run_name}-{suffix}"
+        suffix += 1
+    return candidate
+
+
+def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = ()) -> list[str]:
+    """``chosen`` if given, else every tracker that is on by default; minus ``without``."""
+    specs = get_plugin_manager().registrations(TRACKER)
+    names = list(chosen) if chosen else [name for name, spec in specs.items() if spec.default]
+    for name in [*names, *without]:
+        get_plugin_manager().lookup(TRACKER, name)  # unknown names fail with the list
+    excluded = set(without)
+    return [name for name in dict.fromkeys(names) if name not in excluded]
+
+
+def validate(config: ExperimentConfig, trackers: Iterable[str] = ()) -> None:
+    """Every name and value a run depends on, checked before any work starts."""
+    dataset_params(config.data)
+    get_controller(config.controller.name)
+    blueprint = get_blueprint(config.model.blueprint)
+    unknown = sorted(set(config.model.blueprint_options) - set(blueprint.options))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for blueprint {blueprint.name!r} in model.blueprint_options; "
+            f"allowed: {', '.join(sorted(blueprint.options)) or 'none'}"
+        )
+    for name in trackers:
+        get_plugin_manager().lookup(TRACKER, name)
+    resolve_device(config.train.device)
+
+
+def make_trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
+    """Instantiate trackers by name for a run."""
+    specs = get_plugin_manager().registrations(TRACKER)
+    return {name: specs[name].factory(context) for name in names}
+
+
+def _context(config: ExperimentConfig, run_dir: Path, run_name: str, quiet: bool) -> RunContext:
+    seed_ids = tuple(
+        f"seed{layer}_{j}"
+        for layer in range(1, config.model.num_layers + 1)
+        for j in range(1, config.model.seeds_per_layer + 1)
+    )
+    total = config.train.warm_up_epochs + config.train.adaptation_epochs
+    return RunContext(config, run_dir, run_name, seed_ids, total, config.train.warm_up_epochs, quiet=quiet)
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    output_dir: Path = Path("results"),
+    run_name: str | None = None,
+    trackers: Iterable[str] | None = None,
+    without: Iterable[str] = (),
+    quiet: bool = False,
+) -> RunSummary:
+    """Validate, create ``output_dir/run_name`` with its config.yaml, and train."""
+    names = tracker_names(trackers, without)
+    validate(config, names)
+    run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(config, run_dir / CONFIG_FILE)
+    context = _context(config, run_dir, run_dir.name, quiet)
+    return Trainer(config, run_dir, make_trackers(names, context), run_dir.name).run()
+
+
+def resume_experiment(
+    run_dir: Path, trackers: Iterable[str] | None = None, without: Iterable[str] = (), quiet: bool = False
+) -> RunSummary:
+    """Continue the run in ``run_dir`` from its last checkpoint (or from scratch if it has none)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"cannot resume {str(run_dir)!r}: it has no {CONFIG_FILE} (is it a kaslite run dir?)")
+    config = structure(load_yaml(run_dir / CONFIG_FILE), ExperimentConfig)
+    names = tracker_names(trackers, without)
+    validate(config, names)
+    context = _context(config, run_dir, run_dir.name, quiet)
+    trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name)
+    return trainer.run(resume=(run_dir / CHECKPOINT).exists())

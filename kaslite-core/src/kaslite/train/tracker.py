@@ -1,0 +1,77 @@
+"""The Tracker base class and the fan-out that keeps one failing tracker from stopping a run."""
+
+import contextlib
+import logging
+from typing import Any
+
+from kaslite.train.events import (
+    EpochRecord,
+    ModelReady,
+    PhaseChange,
+    RunContext,
+    RunSummary,
+    RunWarning,
+    SeedTransition,
+)
+
+logger = logging.getLogger("kaslite.train")
+
+
+class Tracker:
+    """Receives a run's events. Every method is a no-op: override the ones you need."""
+
+    def on_run_start(self, run: RunContext) -> None:
+        """The run starts (or resumes: ``run.resumed``)."""
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        """An epoch finished."""
+
+    def on_phase_change(self, event: PhaseChange) -> None:
+        """Training moved to another phase."""
+
+    def on_seed_transition(self, event: SeedTransition) -> None:
+        """A seed changed state."""
+
+    def on_warning(self, event: RunWarning) -> None:
+        """Something worth a look happened."""
+
+    def on_model_ready(self, event: ModelReady) -> None:
+        """The final model file is written."""
+
+    def on_run_end(self, summary: RunSummary) -> None:
+        """The run finished; ``summary.metrics`` are the final metrics."""
+
+    def close(self) -> None:
+        """Release resources; called once, whether the run finished or failed."""
+
+
+class TrackerGroup:
+    """Sends each event to every tracker; a tracker that raises is reported once and detached."""
+
+    def __init__(self, trackers: dict[str, Tracker]) -> None:
+        self.trackers = dict(trackers)
+        self.detached: dict[str, str] = {}
+
+    def emit(self, method: str, event: Any) -> None:
+        for name, tracker in list(self.trackers.items()):
+            try:
+                getattr(tracker, method)(event)
+            except Exception as exc:
+                self._detach(name, method, exc, getattr(event, "epoch", 0))
+
+    def _detach(self, name: str, method: str, exc: Exception, epoch: int) -> None:
+        tracker = self.trackers.pop(name)
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+        self.detached[name] = reason
+        message = f"tracker {name!r} failed in {method} and was detached; the run goes on ({reason})"
+        logger.warning("kaslite: %s", message)
+        with contextlib.suppress(Exception):  # already failing; closing is best effort
+            tracker.close()
+        self.emit("on_warning", RunWarning(epoch=epoch, kind="tracker", message=message))
+
+    def close(self) -> None:
+        for name, tracker in list(self.trackers.items()):
+            try:
+                tracker.close()
+            except Exception as exc:
+                logger.warning("kaslite: tracker %r failed to close: %s", name, exc)

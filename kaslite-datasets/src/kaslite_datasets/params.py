@@ -1,0 +1,92 @@
+"""Parameter classes of the datasets: frozen attrs classes with validated defaults.
+
+Annotations are plain runtime types (no ``from __future__ import annotations``)
+because the CLI reads ``attribute.type`` to build its options. This module must
+not import numpy: ``kaslite --help`` imports it through the plugin.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kaslite.errors import InvalidValue
+from kaslite.validation import Validator, non_empty, non_negative, positive
+
+FILE_SUFFIXES = (".npz", ".csv")
+
+
+def integer_at_least(minimum: int) -> Validator:
+    """Allow integers >= ``minimum`` (a float like 2.5 would break array shapes later)."""
+
+    def check(instance: object, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+            raise InvalidValue(attribute.name, value, f"must be an integer >= {minimum}")
+
+    return check
+
+
+def _samples_cover_classes(n_samples: int, n_classes: int, classes_field: str) -> None:
+    # Every class must get at least one sample, or num_classes would lie about y.
+    if n_samples < n_classes:
+        raise InvalidValue("n_samples", n_samples, f"must be >= {classes_field} ({n_classes})")
+
+
+def data_file(instance: object, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    """Allow the path of an existing ``.npz`` or ``.csv`` file (contents are checked when loaded)."""
+    non_empty(instance, attribute, value)
+    if Path(value).suffix.lower() not in FILE_SUFFIXES:
+        raise InvalidValue(attribute.name, value, "must be a .npz or .csv file")
+    if not Path(value).expanduser().is_file():
+        raise InvalidValue(attribute.name, value, "no such file; expected an existing .npz or .csv file")
+
+
+@attrs.frozen
+class SpiralsParams:
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(2))
+    noise: float = attrs.field(default=0.1, validator=non_negative)
+    # Three turns: hard enough that a small trunk alone stalls near 0.65 (see kaslite run defaults).
+    rotations: float = attrs.field(default=3.0, validator=positive)
+    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+
+
+@attrs.frozen
+class MoonsParams:
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(2))
+    noise: float = attrs.field(default=0.1, validator=non_negative)
+    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+
+
+@attrs.frozen
+class ClustersParams:
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(1))
+    n_centers: int = attrs.field(default=2, validator=integer_at_least(2))
+    cluster_std: float = attrs.field(default=1.0, validator=positive)
+    input_dim: int = attrs.field(default=2, validator=integer_at_least(1))
+
+    def __attrs_post_init__(self) -> None:
+        _samples_cover_classes(self.n_samples, self.n_centers, "n_centers")
+
+
+@attrs.frozen
+class SpheresParams:
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(1))
+    noise: float = attrs.field(default=0.1, validator=non_negative)
+    n_shells: int = attrs.field(default=2, validator=integer_at_least(2))
+    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+
+    def __attrs_post_init__(self) -> None:
+        _samples_cover_classes(self.n_samples, self.n_shells, "n_shells")
+
+
+@attrs.frozen
+class ComplexMoonsParams:
+    # 4 = one point on each moon and in each cluster.
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(4))
+    noise: float = attrs.field(default=0.1, validator=non_negative)
+    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+
+
+@attrs.frozen
+class FileParams:
+    path: str = attrs.field(validator=data_file)

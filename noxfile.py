@@ -1,0 +1,79 @@
+"""Every check in one place: ``nox`` runs lint, typecheck, each package's tests alone, and e2e.
+
+Each package's session installs only kaslite-core, that package and the test
+tools, so a dependency a package forgot to declare fails its own session.
+"""
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests", "e2e"]
+
+ROOT = Path(__file__).parent
+# The CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+TEST_TOOLS = ["pytest>=8", "pytest-timeout"]
+
+# tests/<key> -> package folder. Only packages that exist take part.
+ALL_PACKAGES = {
+    "core": "kaslite-core",
+    "datasets": "kaslite-datasets",
+    "tracking": "kaslite-tracking",
+    "serve": "kaslite-serve",
+    "monitor": "kaslite-monitor",
+    "example": "plugins-example",
+}
+PACKAGES = {key: folder for key, folder in ALL_PACKAGES.items() if (ROOT / folder / "pyproject.toml").exists()}
+
+
+def install(session: nox.Session, *folders: str, extras: tuple[str, ...] = ()) -> None:
+    session.install(TORCH)
+    editable = [arg for folder in dict.fromkeys(("kaslite-core", *folders)) for arg in ("-e", folder)]
+    session.install(*editable, *TEST_TOOLS, *extras)
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """One package's tests with only that package (and kaslite-core) installed."""
+    install(session, PACKAGES[package])
+    session.run("pytest", f"tests/{package}", *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """End-to-end tests with every package installed."""
+    install(session, *PACKAGES.values())
+    session.run("pytest", "tests/e2e", *session.posargs)
+
+
+@nox.session
+def tests_all(session: nox.Session) -> None:
+    """Every test, every package installed in one environment."""
+    install(session, *PACKAGES.values())
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on kaslite-core."""
+    install(session, extras=("mypy", "types-PyYAML"))
+    session.run("mypy", "kaslite-core/src")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (ratios against a baseline in the same process)."""
+    install(session, *PACKAGES.values())
+    for script in sorted((ROOT / "bench").glob("*.py")):
+        session.run("python", str(script), *session.posargs)

@@ -1,0 +1,81 @@
+"""Each builtin controller's decisions on scripted metric histories."""
+
+import pytest
+
+from kaslite.config import ControllerConfig
+from kaslite.control import EpochMetrics, Germinate, Observation, SeedView
+from kaslite.plugins import get_controller
+
+
+def seeds(**states) -> tuple[SeedView, ...]:
+    health = {"seed1_1": 0.5, "seed2_1": 0.1, "seed3_1": 0.3}
+    return tuple(SeedView(sid, int(sid[4]), states.get(sid, "dormant"), 0.0, health[sid], 0.0, 0.0) for sid in health)
+
+
+def play(controller, losses, accs=None, states_by_epoch=None):
+    """Feed one epoch at a time; return {epoch: actions} for epochs with actions."""
+    history, decisions = [], {}
+    for epoch, loss in enumerate(losses, start=1):
+        acc = (accs or [0.5] * len(losses))[epoch - 1]
+        history.append(EpochMetrics(epoch, 2, loss, loss, acc))
+        states = (states_by_epoch or {}).get(epoch, {})
+        actions = controller.decide(Observation(epoch, 2, tuple(history), seeds(**states)))
+        if actions:
+            decisions[epoch] = actions
+    return decisions
+
+
+def make(name, **options):
+    return get_controller(name).factory(ControllerConfig(name=name, **options))
+
+
+def test_kasmina_germinates_the_least_healthy_seed_after_patience():
+    controller = make("kasmina", patience=3, delta=0.01)
+    decisions = play(controller, [1.0, 0.9, 0.895, 0.9, 0.89, 0.9])
+    # best 0.9 at epoch 2; epochs 3, 4, 5 improve by < delta -> plateau at epoch 5
+    assert decisions == {5: [Germinate("seed2_1")]}
+
+
+def test_kasmina_improvement_resets_patience():
+    controller = make("kasmina", patience=2, delta=0.0)
+    assert play(controller, [1.0, 0.9, 0.8, 0.7, 0.6]) == {}
+
+
+def test_kasmina_waits_while_a_seed_is_in_flight():
+    controller = make("kasmina", patience=2, delta=0.0)
+    flat = [1.0] * 8
+    in_flight = {epoch: {"seed2_1": "training"} for epoch in range(1, 7)}
+    decisions = play(controller, flat, states_by_epoch=in_flight)
+    # Patience counts again only after the seed left training (epoch 7): germinate at epoch 8.
+    assert decisions == {8: [Germinate("seed2_1")]}
+
+
+def test_kasmina_respects_the_accuracy_threshold():
+    controller = make("kasmina", patience=1, acc_threshold=0.9)
+    assert play(controller, [1.0, 1.0, 1.0], accs=[0.95, 0.95, 0.95]) == {}
+
+
+def test_kasmina_skips_seeds_already_grown_and_stops_when_none_left():
+    controller = make("kasmina", patience=1, delta=0.0)
+    states = {"seed2_1": "active", "seed3_1": "active", "seed1_1": "active"}
+    assert play(controller, [1.0] * 4, states_by_epoch={e: states for e in range(1, 5)}) == {}
+
+
+def test_kasmina_state_round_trips():
+    controller = make("kasmina", patience=3, delta=0.0)
+    play(controller, [1.0, 1.0, 1.0])
+    restored = make("kasmina", patience=3, delta=0.0)
+    restored.load_state_dict(controller.state_dict())
+    assert restored.state_dict() == controller.state_dict() == {"best_loss": 1.0, "wait": 2}
+
+
+def test_periodic_germinates_in_order_every_period():
+    controller = make("periodic", period=2)
+    decisions = play(controller, [1.0] * 6)
+    assert decisions == {2: [Germinate("seed1_1")], 4: [Germinate("seed1_1")], 6: [Germinate("seed1_1")]}
+    assert controller.state_dict() == {"epochs_in_phase2": 6}
+
+
+@pytest.mark.parametrize("losses", [[1.0] * 10, [1.0 / n for n in range(1, 11)]])
+def test_never_never_acts(losses):
+    assert play(make("never"), losses) == {}

@@ -1,0 +1,84 @@
+"""Entry-point layer: real importlib.metadata loading from fake distributions on sys.path."""
+
+import pytest
+
+from kaslite.errors import DuplicateNameError, PluginError
+from kaslite.plugins import DATASET, PluginManager
+from kaslite.testing import fake_distribution
+
+RING_PLUGIN = """
+    import attrs
+    import kaslite
+    from kaslite.hookspecs import DatasetSpec
+
+    @attrs.frozen
+    class RingParams:
+        n_samples: int = 10
+
+    @kaslite.hookimpl
+    def kaslite_datasets():
+        return [DatasetSpec("ring", RingParams, lambda params, seed: None, "a ring")]
+"""
+
+
+def load(tmp_path, monkeypatch, **dist):
+    fake_distribution(tmp_path, **dist)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = PluginManager()
+    pm.load_entry_points()
+    return pm
+
+
+def test_plugin_loads_from_entry_point(tmp_path, monkeypatch):
+    pm = load(
+        tmp_path,
+        monkeypatch,
+        name="ring-plugin",
+        version="1.2",
+        entry_points={"ring": "ring_mod"},
+        modules={"ring_mod": RING_PLUGIN},
+    )
+    assert pm.lookup(DATASET, "ring").description == "a ring"
+    (info,) = [i for i in pm.plugin_infos() if i.name == "ring"]
+    assert (info.distribution, info.version, info.builtin, info.error) == ("ring-plugin", "1.2", False, None)
+    assert info.hooks == ["kaslite_datasets"]
+    assert info.registered == {"kaslite_datasets": ["ring"]}
+
+
+def test_import_error_is_reported_and_skipped(tmp_path, monkeypatch, caplog):
+    pm = load(
+        tmp_path, monkeypatch, name="broken-plugin", version="0.9", entry_points={"broken": "module_that_is_missing"}
+    )
+    assert not pm.has_plugin("broken")
+    (info,) = [i for i in pm.plugin_infos() if i.name == "broken"]
+    assert info.error == "ModuleNotFoundError: No module named 'module_that_is_missing'"
+    assert (info.distribution, info.version) == ("broken-plugin", "0.9")
+    assert "plugin 'broken' (broken-plugin 0.9) failed to load and was skipped" in caplog.text
+
+
+def test_import_error_is_fatal_in_strict_mode(tmp_path, monkeypatch):
+    monkeypatch.setenv("KASLITE_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"plugin 'broken' .* failed to load: ModuleNotFoundError"):
+        load(tmp_path, monkeypatch, name="broken-plugin", entry_points={"broken": "module_that_is_missing"})
+
+
+def test_disabled_plugin_is_not_imported(tmp_path, monkeypatch):
+    monkeypatch.setenv("KASLITE_DISABLE_PLUGINS", "ring")
+    pm = load(
+        tmp_path,
+        monkeypatch,
+        name="ring-plugin",
+        entry_points={"ring": "ring_explodes"},
+        modules={"ring_explodes": "raise SystemError('imported although disabled')"},
+    )
+    (info,) = [i for i in pm.plugin_infos() if i.name == "ring"]
+    assert info.disabled and info.error is None
+    assert "ring" not in pm.registrations(DATASET)
+
+
+def test_two_distributions_claiming_one_dataset_name(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, name="ring-a", entry_points={"ring-a": "ring_a"}, modules={"ring_a": RING_PLUGIN})
+    pm = load(tmp_path, monkeypatch, name="ring-b", entry_points={"ring-b": "ring_b"}, modules={"ring_b": RING_PLUGIN})
+    with pytest.raises(DuplicateNameError) as info:
+        pm.registrations(DATASET)
+    assert set(info.value.providers) == {"ring-a", "ring-b"}

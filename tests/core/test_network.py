@@ -1,0 +1,118 @@
+"""MorphogeneticNet: structure, slot arithmetic, parameter counts and model files."""
+
+import pytest
+import torch
+
+from kaslite.config import SeedConfig
+from kaslite.errors import ConfigError, UnknownNameError
+from kaslite.models import load_model, save_model
+from kaslite.nn import MorphogeneticNet, SeedState
+
+
+def make_net(**kwargs) -> MorphogeneticNet:
+    torch.manual_seed(0)
+    args = {"input_dim": 3, "hidden_dim": 8, "num_layers": 2, "seeds_per_layer": 2, "num_classes": 4}
+    return MorphogeneticNet(**{**args, **kwargs}, seed_config=SeedConfig(blend_steps=2))
+
+
+def trunk_only(net: MorphogeneticNet, x: torch.Tensor) -> torch.Tensor:
+    h = net.input_layer(x)
+    for block in net.blocks:
+        h = block(h)
+    return net.head(h)
+
+
+def test_structure_names_and_attributes():
+    net = make_net()
+    assert list(net.seeds) == ["seed1_1", "seed1_2", "seed2_1", "seed2_2"]
+    assert [s.layer for s in net.seeds.values()] == [1, 1, 2, 2]
+    assert (net.input_dim, net.num_classes) == (3, 4)
+    assert net(torch.randn(5, 3)).shape == (5, 4)
+
+
+def test_dormant_network_is_bitwise_the_trunk():
+    net = make_net().train()
+    x = torch.randn(16, 3)
+    assert torch.equal(net(x), trunk_only(net, x))
+
+
+def test_slot_output_is_x_plus_mean_of_seed_deltas():
+    net = make_net().eval()
+    a, b = net.seeds["seed1_1"], net.seeds["seed1_2"]
+    for seed in (a, b):
+        seed.germinate()
+        seed.start_blending()
+        seed.advance_blend()  # alpha 0.5
+    x = torch.randn(6, 8)
+    with torch.no_grad():
+        expected = x + ((0.5 * (a.child(x) - x)) + (0.5 * (b.child(x) - x))) / 2
+        assert torch.allclose(net.slots[0](x), expected)
+
+
+def test_param_counts_include_only_grown_children():
+    net = make_net()
+    trunk, total = net.param_counts()
+    assert trunk == total == sum(p.numel() for p in net.trunk_parameters())
+    net.seeds["seed2_1"].germinate()
+    child = sum(p.numel() for p in net.seeds["seed2_1"].child.parameters())
+    assert net.param_counts() == (trunk, trunk + child)
+
+
+def test_blueprint_choice_and_options():
+    net = make_net(blueprint="bottleneck")
+    assert net.seeds["seed1_1"].child[0].out_features == 4  # dim // 2
+    net = make_net(blueprint="mlp", blueprint_options={"hidden": 5})
+    assert net.seeds["seed1_1"].child[0].out_features == 5
+    with pytest.raises(ConfigError, match=r"unknown option.*width.*allowed: hidden"):
+        make_net(blueprint_options={"width": 3})
+    with pytest.raises(UnknownNameError, match="unknown blueprint 'wide'; available: bottleneck, mlp"):
+        make_net(blueprint="wide")
+
+
+def test_model_file_round_trip_with_weights_only(tmp_path):
+    net = make_net()
+    seed = net.seeds["seed1_2"]
+    seed.germinate()
+    seed.start_blending()
+    while not seed.advance_blend():
+        pass
+    seed.activate()
+    net.seeds["seed2_1"].germinate()
+    net.seeds["seed2_1"](torch.randn(4, 8))  # a training seed with a reservoir
+    path = save_model(net, tmp_path / "model.pt", {"val_acc": 0.9, "tags": ["a"]})
+
+    raw = torch.load(path, weights_only=True)
+    assert raw["seeds"]["seed1_2"] == {"state": "active", "alpha": 1.0}
+    assert raw["architecture"]["blueprint"] == "mlp"
+
+    rng_before = torch.get_rng_state()
+    loaded = load_model(path)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # loading does not disturb the caller
+    assert loaded.metadata == {"val_acc": 0.9, "tags": ["a"]}
+    assert not loaded.training
+    assert {sid: s.state for sid, s in loaded.seeds.items()} == {sid: s.state for sid, s in net.seeds.items()}
+    assert loaded.seeds["seed1_2"].state is SeedState.ACTIVE
+    x = torch.randn(7, 3)
+    assert torch.equal(loaded(x), net.eval()(x))
+
+
+def test_load_model_rejects_other_files(tmp_path):
+    from kaslite.models.files import ModelFileError
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="is not a kaslite model file"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_file_model_source(tmp_path):
+    from kaslite.plugins import get_model_source
+
+    net = make_net()
+    save_model(net, tmp_path / "m.pt", {"run": "x"})
+    source = get_model_source("file")
+    loaded = source.load(f"file://{tmp_path / 'm.pt'}")
+    assert loaded.metadata == {"run": "x"} and loaded.net.num_classes == 4
+    (version,) = source.list_versions(str(tmp_path / "m.pt"))
+    assert version["metadata"] == {"run": "x"}

@@ -1,0 +1,182 @@
+"""The seed lifecycle and the output formula, with exact expectations."""
+
+import pytest
+import torch
+from torch import nn
+
+from kaslite.config import SeedConfig
+from kaslite.nn import ALLOWED_TRANSITIONS, SeedLifecycleError, SeedState, SentinelSeed
+from kaslite.nn.blueprints import mlp
+
+DIM = 8
+
+
+def make_seed(**config) -> SentinelSeed:
+    torch.manual_seed(0)
+    return SentinelSeed("seed1_1", 1, DIM, mlp(DIM, 16), SeedConfig(**{"blend_steps": 4, "buffer_size": 32, **config}))
+
+
+def batch(n: int = 10) -> torch.Tensor:
+    return torch.randn(n, DIM, generator=torch.Generator().manual_seed(1))
+
+
+def test_dormant_is_the_identity_and_stores_no_batches():
+    seed = make_seed().train()
+    x = batch()
+    assert seed(x) is x
+    assert seed.reservoir().shape == (0, DIM)
+    assert [name for name, _ in seed.named_buffers()] == ["health_var"]
+    assert seed.health_var.shape == (DIM,)
+
+
+def test_health_is_the_running_activation_variance():
+    seed = make_seed(health_momentum=0.5).train()
+    first, second = batch(), batch() * 3
+    seed(first)
+    assert torch.equal(seed.health_var, first.var(dim=0, unbiased=False))
+    seed(second)
+    expected = first.var(dim=0, unbiased=False).lerp(second.var(dim=0, unbiased=False), 0.5)
+    assert torch.allclose(seed.health_var, expected)
+    assert seed.health == pytest.approx(float(expected.mean()))
+
+
+def test_eval_mode_does_not_touch_health():
+    seed = make_seed().eval()
+    seed(batch())
+    assert seed.health_batches == 0 and seed.health == 0.0
+
+
+def test_full_lifecycle_alpha_and_continuity():
+    seed = make_seed().train()
+    x = batch()
+    seed.germinate()
+    assert seed.state is SeedState.TRAINING and seed.alpha == 0.0
+    assert seed(x) is x  # shadow training never touches the trunk's output
+    assert seed.reservoir().shape == (10, DIM)
+    seed.start_blending()
+    assert seed.state is SeedState.BLENDING and seed.alpha == 0.0
+    assert torch.equal(seed(x), x)
+    alphas = []
+    done = False
+    while not done:
+        done = seed.advance_blend()
+        alphas.append(seed.alpha)
+    assert alphas == [0.25, 0.5, 0.75, 1.0]
+    blended = seed(x)
+    seed.activate()
+    assert seed.state is SeedState.ACTIVE and seed.alpha == 1.0
+    active = seed(x)
+    assert (active - blended).abs().max() <= 1e-6
+    with torch.no_grad():
+        assert torch.allclose(active, x + (seed.child(x) - x))
+
+
+def test_activation_before_alpha_reaches_one_is_refused():
+    seed = make_seed()
+    seed.germinate()
+    seed.start_blending()
+    seed.advance_blend()
+    with pytest.raises(SeedLifecycleError, match=r"cannot activate at alpha 0\.250"):
+        seed.activate()
+
+
+@pytest.mark.parametrize(
+    ("start", "target"),
+    [
+        (start, target)
+        for start in SeedState
+        for target in SeedState
+        if target not in ALLOWED_TRANSITIONS[start] and target is not SeedState.DORMANT
+    ],
+)
+def test_every_invalid_transition_is_a_clear_error(start, target):
+    seed = make_seed()
+    seed.state = start
+    seed.blend_step = seed.config.blend_steps  # so only the lifecycle rule can refuse
+    action = {
+        SeedState.TRAINING: seed.germinate,
+        SeedState.BLENDING: seed.start_blending,
+        SeedState.ACTIVE: seed.activate,
+        SeedState.CULLED: seed.cull,
+    }[target]
+    with pytest.raises(SeedLifecycleError, match=f"seed1_1: cannot go from {start.value} to {target.value}"):
+        action()
+
+
+@pytest.mark.parametrize("state", [SeedState.TRAINING, SeedState.BLENDING, SeedState.ACTIVE])
+def test_cull_returns_to_identity(state):
+    seed = make_seed().train()
+    seed.germinate()
+    if state is not SeedState.TRAINING:
+        seed.start_blending()
+        while not seed.advance_blend():
+            pass
+        if state is SeedState.ACTIVE:
+            seed.activate()
+    seed.cull()
+    x = batch()
+    assert seed.state is SeedState.CULLED and seed.alpha == 0.0 and seed(x) is x
+    assert seed.reservoir().shape == (0, DIM)
+
+
+def test_reservoir_keeps_the_most_recent_rows():
+    seed = make_seed(buffer_size=5).train()
+    seed.germinate()
+    rows = torch.arange(8 * DIM, dtype=torch.float32).reshape(8, DIM)
+    seed(rows[:3])
+    seed(rows[3:])
+    kept = {tuple(r.tolist()) for r in seed.reservoir()}
+    assert kept == {tuple(r.tolist()) for r in rows[3:]}
+
+
+def test_shadow_training_raises_progress_and_leaves_no_gradients():
+    seed = make_seed(shadow_lr=1e-2, buffer_size=256).train()
+    seed.germinate()
+    seed(torch.relu(torch.randn(256, DIM, generator=torch.Generator().manual_seed(3))))
+    before = seed.measure_progress()
+    for _ in range(300):
+        seed.shadow_step(64)
+    after = seed.measure_progress()
+    assert 0.0 <= before < after <= 1.0
+    assert after > 0.9
+    assert all(p.grad is None for p in seed.child.parameters())
+
+
+def test_drift_is_relative_change_of_the_output():
+    seed = make_seed().train()
+    seed.germinate()
+    seed.start_blending()
+    seed.advance_blend()
+    x = batch()
+    y = seed(x).detach()
+    expected = float(((y - x).norm(dim=1) / x.norm(dim=1)).mean())
+    assert seed.drift == pytest.approx(expected, rel=1e-6)
+
+
+class OriginalActiveSeed(SentinelSeed):
+    """The design kaslite replaced: active seeds returned x + child(x), blending a mix."""
+
+    def delta(self, x):
+        if self.state is SeedState.ACTIVE:
+            return self.child(x)
+        return super().delta(x)
+
+
+def test_the_original_jump_at_the_end_of_blending_would_be_caught():
+    torch.manual_seed(0)
+    child = nn.Linear(DIM, DIM)
+    nn.init.eye_(child.weight)
+    nn.init.zeros_(child.bias)  # child ≈ identity, as after shadow training
+    seed = OriginalActiveSeed("seed1_1", 1, DIM, child, SeedConfig(blend_steps=2))
+    seed.germinate()
+    seed.start_blending()
+    while not seed.advance_blend():
+        pass
+    x = batch()
+    with torch.no_grad():
+        before = seed(x)
+        seed.activate()
+        after = seed(x)
+    assert torch.allclose(before, x)
+    assert torch.allclose(after, 2 * x)  # ≈x → ≈2x
+    assert (after - before).abs().max() > 1e-6  # the check kaslite applies to every transition fails here

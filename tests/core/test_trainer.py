@@ -1,0 +1,178 @@
+"""The trainer: transitions preserve the function, optimizer state survives growth, runs are deterministic."""
+
+import copy
+import csv
+import json
+
+import pytest
+import torch
+
+from kaslite.config import build_config, load_yaml
+from kaslite.train import Tracker, Trainer, run_experiment
+from kaslite.train.trainer import CHECKPOINT
+
+pytestmark = pytest.mark.usefixtures("tiny_data")
+
+
+def tiny_config(**sections):
+    base = {
+        "data": {"problem": "xor", "params": {"n_samples": 120}},
+        "model": {"hidden_dim": 8, "num_layers": 2, "seeds_per_layer": 1, "blueprint_options": {"hidden": 16}},
+        "seeds": {"blend_steps": 3, "progress_thresh": 0.0, "buffer_size": 64},
+        "controller": {"name": "periodic", "period": 2},
+        "train": {"warm_up_epochs": 3, "adaptation_epochs": 8, "batch_size": 16, "seed": 7},
+    }
+    return build_config(base, sections)
+
+
+def transitions(events):
+    return [e for e in events if e["event"] == "seed_transition"]
+
+
+def test_every_transition_preserves_the_function(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path)
+    trainer.run()
+    seen = {(e["seed_id"], e["from_state"], e["to_state"]): e["output_change"] for e in transitions(trainer.events)}
+    assert set(seen) == {
+        (sid, a, b)
+        for sid in ("seed1_1", "seed2_1")
+        for a, b in [("dormant", "training"), ("training", "blending"), ("blending", "active")]
+    }
+    for (sid, start, end), change in seen.items():
+        # Identity on both sides of germination and training→blending; the same formula at α=1 for activation.
+        assert change == 0.0, (sid, start, end, change)
+    assert {s.state.value for s in trainer.net.seeds.values()} == {"active"}
+
+
+def test_germination_keeps_existing_optimizer_state_bitwise(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path)
+    trainer._setup()
+    for _ in range(2):
+        trainer._train_epoch()
+    before = copy.deepcopy(trainer.optimizer.state_dict())
+    trainer._germinate(trainer.net.seeds["seed1_1"])
+    after = trainer.optimizer.state_dict()
+    assert len(after["param_groups"]) == len(before["param_groups"]) + 1
+    assert after["param_groups"][0] == before["param_groups"][0]
+    assert before["state"].keys() == after["state"].keys()
+    for index, state in before["state"].items():
+        for key, value in state.items():
+            assert torch.equal(after["state"][index][key], value), (index, key)
+
+
+def test_phase_two_freezes_the_hidden_trunk_only(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path)
+    trainer.run()
+    net = trainer.net
+    assert all(not p.requires_grad for m in net.hidden_trunk() for p in m.parameters())
+    assert all(p.requires_grad for p in net.head.parameters())
+
+
+def test_same_seed_same_result(tmp_path):
+    first = run_experiment(tiny_config(), tmp_path, "a", trackers=["json"]).metrics
+    second = run_experiment(tiny_config(), tmp_path, "b", trackers=["json"]).metrics
+    first.pop("wall_time_s")
+    second.pop("wall_time_s")
+    assert first == second
+    assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()
+    other = run_experiment(tiny_config(train={"seed": 8}), tmp_path, "c", trackers=["json"])
+    assert (tmp_path / "c" / "history.csv").read_text() != (tmp_path / "a" / "history.csv").read_text()
+    assert other.metrics["epochs"] == 11
+
+
+def test_run_dir_files(tmp_path):
+    config = tiny_config()
+    summary = run_experiment(config, tmp_path, "run", trackers=["json"])
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        CHECKPOINT,
+        "config.yaml",
+        "events.jsonl",
+        "history.csv",
+        "metrics.json",
+        "model.pt",
+    ]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics == summary.metrics
+    assert {
+        "best_acc",
+        "val_acc",
+        "val_loss",
+        "train_loss",
+        "phase1_best_acc",
+        "accuracy_dip",
+        "recovery_time",
+        "seeds_activated",
+        "total_seeds",
+        "params_trunk",
+        "params_total",
+        "epochs",
+        "wall_time_s",
+    } <= set(metrics)
+    assert metrics["seeds_activated"] == metrics["total_seeds"] == 2
+    assert metrics["params_total"] > metrics["params_trunk"]
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 12))
+    assert list(rows[0])[:5] == ["epoch", "phase", "train_loss", "val_loss", "val_acc"]
+    assert {"seed1_1_state", "seed1_1_alpha", "seed2_1_state", "seed2_1_alpha"} <= set(rows[0])
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[0] == {"event": "phase_change", "epoch": 4, "phase": 2, "previous": 1}
+    assert len(transitions(events)) == 6
+    assert build_config(load_yaml(run_dir / "config.yaml")) == config
+
+
+def test_fresh_run_never_overwrites_an_earlier_one(tmp_path):
+    run_experiment(tiny_config(), tmp_path, "same", trackers=["json"])
+    summary = run_experiment(tiny_config(), tmp_path, "same", trackers=["json"])
+    assert summary.run_dir == tmp_path / "same-2"
+
+
+def test_a_raising_tracker_is_detached_and_the_run_goes_on(tmp_path, caplog):
+    class Flaky(Tracker):
+        def __init__(self):
+            self.calls = 0
+
+        def on_epoch_end(self, record):
+            self.calls += 1
+            if record.epoch == 2:
+                raise ConnectionError("store went away")
+
+    class Recorder(Tracker):
+        def __init__(self):
+            self.warnings = []
+            self.ended = False
+
+        def on_warning(self, event):
+            self.warnings.append(event)
+
+        def on_run_end(self, summary):
+            self.ended = True
+
+    flaky, recorder = Flaky(), Recorder()
+    Trainer(tiny_config(), tmp_path, {"flaky": flaky, "recorder": recorder}).run()
+    assert flaky.calls == 2
+    assert recorder.ended
+    (warning,) = [w for w in recorder.warnings if w.kind == "tracker"]
+    assert "tracker 'flaky' failed in on_epoch_end" in warning.message
+    assert "ConnectionError: store went away" in warning.message
+    assert caplog.text.count("tracker 'flaky' failed") == 1
+
+
+def test_in_process_resume_matches_an_uninterrupted_run(tmp_path):
+    whole = Trainer(tiny_config(), tmp_path / "whole")
+    expected = whole.run().metrics
+
+    partial = Trainer(tiny_config(train={"adaptation_epochs": 3}), tmp_path / "split")
+    partial.run()  # stops after 6 of 11 epochs, with a checkpoint
+    resumed = Trainer(tiny_config(), tmp_path / "split").run(resume=True).metrics
+    for metrics in (expected, resumed):
+        metrics.pop("wall_time_s")
+    assert resumed == expected
+
+
+def test_drift_above_threshold_emits_a_warning(tmp_path):
+    trainer = Trainer(tiny_config(seeds={"drift_warn": 0.0}), tmp_path)
+    trainer.run()
+    drift = [e for e in trainer.events if e["event"] == "warning" and e["kind"] == "drift"]
+    assert drift and all(e["value"] > 0.0 for e in drift)
+    assert drift[0]["message"].startswith(f"{drift[0]['seed_id']} drift ")
