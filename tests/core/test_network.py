@@ -16,9 +16,9 @@ def make_net(**kwargs) -> MorphogeneticNet:
 
 
 def trunk_only(net: MorphogeneticNet, x: torch.Tensor) -> torch.Tensor:
-    h = net.input_layer(x)
+    h = torch.relu(net.input_layer(x))
     for block in net.blocks:
-        h = block(h)
+        h = torch.relu(block(h))
     return net.head(h)
 
 

@@ -30,7 +30,7 @@ def test_dormant_is_the_identity_and_stores_no_batches():
 
 
 def test_health_is_the_running_activation_variance():
-    seed = make_seed(health_momentum=0.5).train()
+    seed = make_seed(health_momentum=0.5, health_every=1).train()
     first, second = batch(), batch() * 3
     seed(first)
     assert torch.equal(seed.health_var, first.var(dim=0, unbiased=False))
@@ -38,6 +38,16 @@ def test_health_is_the_running_activation_variance():
     expected = first.var(dim=0, unbiased=False).lerp(second.var(dim=0, unbiased=False), 0.5)
     assert torch.allclose(seed.health_var, expected)
     assert seed.health == pytest.approx(float(expected.mean()))
+
+
+def test_health_samples_one_batch_in_health_every():
+    seed = make_seed(health_momentum=0.5, health_every=3).train()
+    batches = [batch() * (i + 1) for i in range(4)]
+    for x in batches:
+        seed(x)
+    assert seed.health_batches == 2  # batches 1 and 4
+    expected = batches[0].var(dim=0, unbiased=False).lerp(batches[3].var(dim=0, unbiased=False), 0.5)
+    assert torch.allclose(seed.health_var, expected)
 
 
 def test_eval_mode_does_not_touch_health():

@@ -50,6 +50,8 @@ class SeedConfig:
     drift_warn: float = attrs.field(default=0.5, validator=non_negative)
     buffer_size: int = attrs.field(default=2048, validator=positive)
     health_momentum: float = attrs.field(default=0.1, validator=between(0.0, 1.0, low_open=True))
+    # Dormant seeds update their health estimate on one training batch in this many.
+    health_every: int = attrs.field(default=4, validator=positive)
 
 
 @attrs.frozen

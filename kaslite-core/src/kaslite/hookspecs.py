@@ -117,7 +117,8 @@ class TrackerSpec:
 
     :param name: what users type after ``--tracker``.
     :param factory: ``factory(run) -> Tracker`` called once per run with the
-        run's context (config, run directory, run name).
+        run's :class:`kaslite.train.RunContext` (config, run directory, run
+        name); the tracker subclasses :class:`kaslite.train.Tracker`.
     :param description: one line shown by ``kaslite plugins``.
     :param default: whether the tracker is on when ``--tracker`` is not given.
     """
@@ -202,16 +203,16 @@ def kaslite_controllers() -> Iterable[ControllerSpec]:  # type: ignore[empty-bod
 
     Example::
 
-        class FirstEpochPolicy(kaslite.control.Controller):
+        from kaslite.control import Controller, Germinate
+
+        class GrowAtOnce(Controller):
             def decide(self, obs):
-                dormant = [s for s in obs.seeds if s.state == "dormant"]
-                if obs.phase == 2 and dormant:
-                    return [kaslite.control.Germinate(dormant[0].seed_id)]
-                return []
+                dormant = obs.in_state("dormant")
+                return [Germinate(dormant[0].seed_id)] if dormant else []
 
         @kaslite.hookimpl
         def kaslite_controllers():
-            return [ControllerSpec("first", lambda config: FirstEpochPolicy(), "grow at once")]
+            return [ControllerSpec("at-once", lambda config: GrowAtOnce(), "grow every seed in turn")]
     """
 
 
@@ -223,9 +224,11 @@ def kaslite_trackers() -> Iterable[TrackerSpec]:  # type: ignore[empty-body]
 
     Example::
 
-        class PrintTracker(kaslite.train.Tracker):
-            def on_epoch_end(self, epoch, metrics):
-                print(epoch, metrics["val_acc"])
+        from kaslite.train import Tracker
+
+        class PrintTracker(Tracker):
+            def on_epoch_end(self, record):
+                print(record.epoch, record.val_acc)
 
         @kaslite.hookimpl
         def kaslite_trackers():
@@ -242,8 +245,10 @@ def kaslite_model_sources() -> Iterable[ModelSourceSpec]:  # type: ignore[empty-
     Example::
 
         def load_s3(uri):
-            local = download(uri)  # your code
-            return kaslite.models.load_model(local)
+            from kaslite.models import LoadedModel, load_model
+
+            net = load_model(download(uri))  # download() is your code
+            return LoadedModel(net=net, metadata=net.metadata, uri=uri)
 
         @kaslite.hookimpl
         def kaslite_model_sources():

@@ -32,7 +32,11 @@ class SeedSlot(nn.Module):
 
 
 class MorphogeneticNet(nn.Module):
-    """Input Linear+ReLU, ``num_layers`` × (Linear+ReLU, seed slot), then the head."""
+    """Input Linear+ReLU, ``num_layers`` × (Linear+ReLU, seed slot), then the head.
+
+    ``input_layer`` and ``blocks[i]`` are the Linear layers; the ReLU after each
+    is applied in :meth:`forward`.
+    """
 
     def __init__(
         self,
@@ -56,10 +60,10 @@ class MorphogeneticNet(nn.Module):
         self.seed_config = seed_config or SeedConfig()
         spec = get_blueprint(blueprint)
 
-        self.input_layer = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.ReLU())
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU()) for _ in range(num_layers)
-        )
+        # Plain Linear layers with the ReLU applied in forward(): fewer module calls
+        # per step keeps dormant seeds close to a plain MLP's speed (bench/overhead.py).
+        self.input_layer = nn.Linear(input_dim, hidden_dim)
+        self.blocks = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(num_layers))
         self.slots = nn.ModuleList(
             SeedSlot(
                 [
@@ -75,14 +79,15 @@ class MorphogeneticNet(nn.Module):
             )
             for layer in range(1, num_layers + 1)
         )
+        self._block_list: list[nn.Linear] = list(self.blocks)  # type: ignore[arg-type]
         self._slot_list: list[SeedSlot] = list(self.slots)  # type: ignore[arg-type]
         self.head = nn.Linear(hidden_dim, num_classes)
         self.metadata: dict[str, Any] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.input_layer(x)
-        for block, slot in zip(self.blocks, self._slot_list, strict=True):
-            x = slot(block(x))
+        x = torch.relu(self.input_layer(x))
+        for block, slot in zip(self._block_list, self._slot_list, strict=True):
+            x = slot(torch.relu(block(x)))
         out: torch.Tensor = self.head(x)
         return out
 

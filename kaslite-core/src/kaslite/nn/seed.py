@@ -58,6 +58,7 @@ class SentinelSeed(nn.Module):
         # Health: running per-feature variance of the activations at this slot.
         self.register_buffer("health_var", torch.zeros(dim))
         self.health_batches = 0
+        self._batches_seen = 0
         # Shadow-training state; allocated at germination, released at blending.
         self._reservoir: torch.Tensor | None = None
         self._reservoir_next = 0
@@ -152,9 +153,14 @@ class SentinelSeed(nn.Module):
 
     # -- health and shadow training -------------------------------------------
 
-    @torch.no_grad()
     def _observe_health(self, x: torch.Tensor) -> None:
-        var = x.var(dim=0, unbiased=False) if x.shape[0] > 1 else torch.zeros_like(self.health_var)
+        # Called on every training batch of every dormant seed, so it samples one
+        # batch in `health_every` and uses detach() rather than a no_grad context:
+        # dormant seeds must cost almost nothing (bench/overhead.py).
+        self._batches_seen += 1
+        if x.shape[0] < 2 or (self._batches_seen - 1) % self.config.health_every:
+            return
+        var = x.detach().var(dim=0, unbiased=False)
         if self.health_batches == 0:
             self.health_var.copy_(var)
         else:
@@ -225,6 +231,7 @@ class SentinelSeed(nn.Module):
             "progress": self.progress,
             "drift": self.drift,
             "health_batches": self.health_batches,
+            "batches_seen": self._batches_seen,
             "reservoir": None if self._reservoir is None else self._reservoir.clone(),
             "reservoir_next": self._reservoir_next,
             "reservoir_filled": self._reservoir_filled,
@@ -237,6 +244,7 @@ class SentinelSeed(nn.Module):
         self.progress = float(state["progress"])
         self.drift = float(state["drift"])
         self.health_batches = int(state["health_batches"])
+        self._batches_seen = int(state["batches_seen"])
         self._reservoir = state["reservoir"]
         self._reservoir_next = int(state["reservoir_next"])
         self._reservoir_filled = int(state["reservoir_filled"])
