@@ -75,7 +75,10 @@ def main() -> None:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     batches = [
-        (torch.randn(args.batch_size, 2, generator=generator), torch.randint(2, (args.batch_size,), generator=generator))
+        (
+            torch.randn(args.batch_size, 2, generator=generator),
+            torch.randint(2, (args.batch_size,), generator=generator),
+        )
         for _ in range(16)
     ]
     net = MorphogeneticNet(2, 16, 2, 1, 2, seed_config=SeedConfig(blend_steps=1))

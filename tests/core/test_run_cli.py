@@ -23,7 +23,9 @@ TINY = [
 @pytest.fixture
 def env(tmp_path):
     """An environment whose only dataset plugin is kaslite.testing's ``xor``, installed as an entry point."""
-    site = fake_distribution(tmp_path / "site", name="tiny-data", entry_points={"tiny": "kaslite.testing:tiny_datasets"})
+    site = fake_distribution(
+        tmp_path / "site", name="tiny-data", entry_points={"tiny": "kaslite.testing:tiny_datasets"}
+    )
     return {**os.environ, "PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1"}
 
 
@@ -45,12 +47,15 @@ def metrics(run_dir: Path) -> dict:
         (["--problem", "spiral"], "Error: unknown dataset 'spiral'; available: "),
         (["--controller", "greedy"], "Error: unknown controller 'greedy'; available: kasmina, never, periodic"),
         (["--blueprint", "wide"], "Error: unknown blueprint 'wide'; available: bottleneck, mlp"),
-        (["--blend_steps", "-5"], "Error: invalid seeds.blend_steps = -5: must be a number > 0 (flag --blend-steps)"),
+        (
+            ["--blend_steps", "-5"],
+            "Error: invalid seeds.blend_steps = -5: must be an integer >= 1 (flag --blend-steps)",
+        ),
         (["--train_frac", "1.5"], "Error: invalid data.train_frac = 1.5: must be in (0.0, 1.0) (flag --train-frac)"),
         (["--lr", "fast"], "Error: Invalid value for '--lr': 'fast' is not a valid float."),
         (["--device", "cuda"], "Error: invalid train.device = 'cuda': CUDA is not available here; use --device auto"),
         (["--tracker", "nope"], "Error: unknown tracker 'nope'; available: console, json"),
-        (["--n-samples", "0"], "Error: invalid data.params.n_samples = 0: must be a number > 0 (flag --n-samples)"),
+        (["--n-samples", "0"], "Error: invalid data.params.n_samples = 0: must be an integer >= 1 (flag --n-samples)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_any_work(env, tmp_path, args, message):
@@ -141,4 +146,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(env, tmp_path):
 def test_resume_of_a_folder_that_is_not_a_run(env, tmp_path):
     proc = kaslite(env, "run", "--resume", str(tmp_path))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"Error: cannot resume {str(tmp_path)!r}: it has no config.yaml (is it a kaslite run dir?)"
+    assert (
+        proc.stderr.strip()
+        == f"Error: cannot resume {str(tmp_path)!r}: it has no config.yaml (is it a kaslite run dir?)"
+    )

@@ -13,7 +13,7 @@ import attrs
 
 from kaslite.errors import ConfigError
 from kaslite.structure import structure, unstructure
-from kaslite.validation import at_least, between, non_empty, non_negative, one_of, positive
+from kaslite.validation import between, integer_at_least, non_empty, non_negative, one_of, positive
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
 
@@ -32,9 +32,9 @@ class DataConfig:
 class ModelConfig:
     """The trunk network and the blueprint its seeds grow."""
 
-    hidden_dim: int = attrs.field(default=16, validator=positive)
-    num_layers: int = attrs.field(default=2, validator=positive)
-    seeds_per_layer: int = attrs.field(default=1, validator=positive)
+    hidden_dim: int = attrs.field(default=16, validator=integer_at_least(1))
+    num_layers: int = attrs.field(default=2, validator=integer_at_least(1))
+    seeds_per_layer: int = attrs.field(default=1, validator=integer_at_least(1))
     blueprint: str = attrs.field(default="mlp", validator=non_empty)
     # Passed to the blueprint's build(); unset options keep the blueprint's defaults.
     blueprint_options: dict[str, Any] = attrs.field(factory=dict)
@@ -44,14 +44,14 @@ class ModelConfig:
 class SeedConfig:
     """How a germinated seed shadow-trains, blends in and is watched."""
 
-    blend_steps: int = attrs.field(default=100, validator=positive)
+    blend_steps: int = attrs.field(default=100, validator=integer_at_least(1))
     shadow_lr: float = attrs.field(default=1e-3, validator=positive)
     progress_thresh: float = attrs.field(default=0.6, validator=between(0.0, 1.0))
     drift_warn: float = attrs.field(default=0.5, validator=non_negative)
-    buffer_size: int = attrs.field(default=2048, validator=positive)
+    buffer_size: int = attrs.field(default=2048, validator=integer_at_least(1))
     health_momentum: float = attrs.field(default=0.1, validator=between(0.0, 1.0, low_open=True))
     # Dormant seeds update their health estimate on one training batch in this many.
-    health_every: int = attrs.field(default=4, validator=positive)
+    health_every: int = attrs.field(default=4, validator=integer_at_least(1))
 
 
 @attrs.frozen
@@ -59,10 +59,10 @@ class ControllerConfig:
     """The growth policy and its knobs; ``options`` carries a plugin policy's own."""
 
     name: str = attrs.field(default="kasmina", validator=non_empty)
-    patience: int = attrs.field(default=5, validator=positive)
+    patience: int = attrs.field(default=5, validator=integer_at_least(1))
     delta: float = attrs.field(default=1e-4, validator=non_negative)
     acc_threshold: float = attrs.field(default=0.99, validator=between(0.0, 1.0))
-    period: int = attrs.field(default=10, validator=positive)
+    period: int = attrs.field(default=10, validator=integer_at_least(1))
     options: dict[str, Any] = attrs.field(factory=dict)
 
 
@@ -70,14 +70,14 @@ class ControllerConfig:
 class TrainConfig:
     """Optimisation, phases, randomness and device."""
 
-    warm_up_epochs: int = attrs.field(default=50, validator=non_negative)
-    adaptation_epochs: int = attrs.field(default=300, validator=non_negative)
-    batch_size: int = attrs.field(default=32, validator=positive)
+    warm_up_epochs: int = attrs.field(default=50, validator=integer_at_least(0))
+    adaptation_epochs: int = attrs.field(default=300, validator=integer_at_least(0))
+    batch_size: int = attrs.field(default=32, validator=integer_at_least(1))
     lr: float = attrs.field(default=3e-3, validator=positive)
     freeze_trunk: bool = True
-    seed: int = attrs.field(default=0, validator=non_negative)
+    seed: int = attrs.field(default=0, validator=integer_at_least(0))
     device: str = attrs.field(default="cpu", validator=one_of(DEVICES))
-    probe_size: int = attrs.field(default=256, validator=at_least(1))
+    probe_size: int = attrs.field(default=256, validator=integer_at_least(1))
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ import attrs
 
 from kaslite.hookspecs import DataArrays, DatasetSpec, hookimpl
 from kaslite.plugins import PluginManager
-from kaslite.validation import non_negative, positive
+from kaslite.validation import integer_at_least, non_negative
 
 
 def plugin_manager(*plugins: object, builtins: bool = False) -> PluginManager:
@@ -57,7 +57,7 @@ def fake_distribution(
 class XorParams:
     """Parameters of the tiny ``xor`` test dataset."""
 
-    n_samples: int = attrs.field(default=200, validator=positive)
+    n_samples: int = attrs.field(default=200, validator=integer_at_least(1))
     noise: float = attrs.field(default=0.3, validator=non_negative)
 
 

@@ -45,6 +45,16 @@ def at_least(minimum: float) -> Validator:
     return check
 
 
+def integer_at_least(minimum: int) -> Validator:
+    """Allow integers >= ``minimum`` (a float like 2.5 would break array shapes later)."""
+
+    def check(instance: object, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+            raise InvalidValue(attribute.name, value, f"must be an integer >= {minimum}")
+
+    return check
+
+
 def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Validator:
     """Allow numbers in the interval, each end closed unless marked open."""
     left = "(" if low_open else "["

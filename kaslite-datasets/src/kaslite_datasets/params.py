@@ -11,19 +11,9 @@ from typing import Any
 import attrs
 
 from kaslite.errors import InvalidValue
-from kaslite.validation import Validator, non_empty, non_negative, positive
+from kaslite.validation import integer_at_least, non_empty, non_negative, positive
 
 FILE_SUFFIXES = (".npz", ".csv")
-
-
-def integer_at_least(minimum: int) -> Validator:
-    """Allow integers >= ``minimum`` (a float like 2.5 would break array shapes later)."""
-
-    def check(instance: object, attribute: "attrs.Attribute[Any]", value: Any) -> None:
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
-            raise InvalidValue(attribute.name, value, f"must be an integer >= {minimum}")
-
-    return check
 
 
 def _samples_cover_classes(n_samples: int, n_classes: int, classes_field: str) -> None:

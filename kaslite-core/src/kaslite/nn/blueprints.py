@@ -29,8 +29,8 @@ def bottleneck(dim: int, hidden: int = 0) -> nn.Module:
     return mlp(dim, width)
 
 
-def build_child(spec: BlueprintSpec, dim: int, options: dict[str, Any]) -> nn.Module:
-    """``spec.build(dim, **options)`` after checking the option names."""
+def check_options(spec: BlueprintSpec, options: dict[str, Any]) -> None:
+    """Refuse option names the blueprint does not declare, listing the ones it does."""
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         allowed = ", ".join(sorted(spec.options)) or "none"
@@ -38,6 +38,11 @@ def build_child(spec: BlueprintSpec, dim: int, options: dict[str, Any]) -> nn.Mo
             f"unknown option(s) {', '.join(unknown)} for blueprint {spec.name!r} "
             f"in model.blueprint_options; allowed: {allowed}"
         )
+
+
+def build_child(spec: BlueprintSpec, dim: int, options: dict[str, Any]) -> nn.Module:
+    """``spec.build(dim, **options)`` after checking the option names."""
+    check_options(spec, options)
     child = spec.build(dim, **options)
     if not isinstance(child, nn.Module):
         raise ConfigError(f"blueprint {spec.name!r} built {type(child).__name__}, not a torch.nn.Module")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kaslite.config import ExperimentConfig, load_yaml, save_yaml
 from kaslite.errors import ConfigError
+from kaslite.nn.blueprints import check_options
 from kaslite.plugins import TRACKER, get_blueprint, get_controller, get_plugin_manager
 from kaslite.structure import structure
 from kaslite.train.data import dataset_params
@@ -49,13 +50,7 @@ def validate(config: ExperimentConfig, trackers: Iterable[str] = ()) -> None:
     """Every name and value a run depends on, checked before any work starts."""
     dataset_params(config.data)
     get_controller(config.controller.name)
-    blueprint = get_blueprint(config.model.blueprint)
-    unknown = sorted(set(config.model.blueprint_options) - set(blueprint.options))
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} for blueprint {blueprint.name!r} in model.blueprint_options; "
-            f"allowed: {', '.join(sorted(blueprint.options)) or 'none'}"
-        )
+    check_options(get_blueprint(config.model.blueprint), config.model.blueprint_options)
     for name in trackers:
         get_plugin_manager().lookup(TRACKER, name)
     resolve_device(config.train.device)
