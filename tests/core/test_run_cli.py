@@ -150,3 +150,48 @@ def test_resume_of_a_folder_that_is_not_a_run(env, tmp_path):
         proc.stderr.strip()
         == f"Error: cannot resume {str(tmp_path)!r}: it has no config.yaml (is it a kaslite run dir?)"
     )
+
+
+NOTE_TRACKER = """
+    import attrs
+    import kaslite
+    from kaslite.hookspecs import TrackerSpec
+    from kaslite.train import Tracker
+    from kaslite.validation import integer_at_least
+
+    @attrs.frozen
+    class NoteOptions:
+        note_file: str = "note.txt"
+        note_every: int = attrs.field(default=1, validator=integer_at_least(1))
+        note_loud: bool = False
+
+    class NoteTracker(Tracker):
+        def __init__(self, run):
+            self.options = run.tracker_options["note"]
+
+        def on_run_end(self, summary):
+            with open(self.options.note_file, "w") as f:
+                f.write(f"{self.options.note_every} {self.options.note_loud} {summary.metrics['epochs']}")
+
+    @kaslite.hookimpl
+    def kaslite_trackers():
+        return [TrackerSpec("note", NoteTracker, "writes a note", options_type=NoteOptions)]
+"""
+
+
+def test_tracker_options_become_run_flags(env, tmp_path):
+    site = fake_distribution(
+        tmp_path / "notes", name="note-tracker", entry_points={"note": "note_tracker"},
+        modules={"note_tracker": NOTE_TRACKER},
+    )  # fmt: skip
+    env = {**env, "PYTHONPATH": f"{env['PYTHONPATH']}:{site}"}
+    assert "--note-every" in kaslite(env, "run", "--help").stdout
+    note = tmp_path / "out.txt"
+    base = ["run", *TINY, "--output-dir", str(tmp_path), "--tracker", "note", "--note-file", str(note)]
+    proc = kaslite(env, *base, "--note-every", "3", "--note-loud")
+    assert proc.returncode == 0, proc.stderr
+    assert note.read_text() == "3 True 9"
+
+    bad = kaslite(env, *base, "--note-every", "0")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "Error: invalid note tracker.note_every = 0: must be an integer >= 1"

@@ -121,12 +121,17 @@ class TrackerSpec:
         name); the tracker subclasses :class:`kaslite.train.Tracker`.
     :param description: one line shown by ``kaslite plugins``.
     :param default: whether the tracker is on when ``--tracker`` is not given.
+    :param options_type: optional frozen attrs class of the tracker's settings
+        (not experiment config: they do not change results). Each field becomes
+        a ``kaslite run`` flag (``tracking_uri`` -> ``--tracking-uri``); the
+        validated instance reaches the factory as ``run.tracker_options[name]``.
     """
 
     name: str
     factory: Callable[[Any], Any]
     description: str = ""
     default: bool = False
+    options_type: type | None = None
 
 
 @attrs.frozen

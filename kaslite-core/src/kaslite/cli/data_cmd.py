@@ -31,6 +31,10 @@ def parameter_options(params_type: type) -> list[click.Option]:
         names = [dashed] if "_" not in field.name else [dashed, "--" + field.name]
         required = field.default is attrs.NOTHING
         default = "" if required else f" [default: {field.default!r}]"
+        if field.type is bool:  # a flag pair: --register / --no-register
+            pair = f"{dashed}/--no-{dashed[2:]}"
+            options.append(click.Option([pair, field.name], default=None, help=f"{field.name}{default}"))
+            continue
         options.append(
             click.Option(
                 [*names, field.name],

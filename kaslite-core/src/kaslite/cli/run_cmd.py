@@ -15,7 +15,7 @@ import click
 from kaslite.cli.data_cmd import parameter_options
 from kaslite.config import SECTIONS, build_config, load_yaml
 from kaslite.errors import ConfigError, InvalidValue
-from kaslite.plugins import DATASET, get_plugin_manager
+from kaslite.plugins import DATASET, TRACKER, get_plugin_manager
 
 # Fields whose flag is not simply their own name.
 FLAG_NAMES: dict[tuple[str, str], list[str]] = {
@@ -68,6 +68,20 @@ def dataset_options(taken: set[str]) -> list[click.Option]:
     return list(seen.values())
 
 
+def tracker_flag_options(taken: set[str]) -> list[click.Option]:
+    """Options for every installed tracker's settings (``--tracking-uri``, ``--metrics-port``, ...)."""
+    seen: dict[str, click.Option] = {}
+    for spec in get_plugin_manager().registrations(TRACKER).values():
+        if spec.options_type is None:
+            continue
+        for option in parameter_options(spec.options_type):
+            if option.name not in seen and not set(option.opts) & taken:
+                option.name = f"tracker__{option.name}"
+                option.required = False
+                seen[option.name] = option
+    return list(seen.values())
+
+
 def parse_pairs(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
     """``("hidden=64", "act=relu")`` -> ``{"hidden": 64, "act": "relu"}`` (values read as YAML scalars)."""
     import yaml
@@ -88,6 +102,8 @@ def flag_layer(given: dict[str, Any]) -> dict[str, Any]:
         if value is None or "__" not in dest:
             continue
         section, name = dest.split("__", 1)
+        if section == "tracker":
+            continue  # tracker settings are not experiment config (see tracker_settings)
         if section == "dataset":
             layer.setdefault("data", {}).setdefault("params", {})[name] = value
         else:
@@ -114,9 +130,14 @@ def make_run_command() -> click.Command:
     ) -> None:
         from kaslite.train.runner import resume_experiment, run_experiment
 
+        settings = {
+            dest.removeprefix("tracker__"): value
+            for dest, value in given.items()
+            if dest.startswith("tracker__") and value is not None
+        }
         try:
             if resume is not None:
-                resume_experiment(resume, tracker or None, no_tracker, quiet)
+                resume_experiment(resume, tracker or None, no_tracker, quiet, settings)
                 return
             layer = flag_layer(given)
             options = parse_pairs(blueprint_option, "--blueprint-option")
@@ -128,7 +149,7 @@ def make_run_command() -> click.Command:
                 layer.setdefault("controller", {})["options"] = parse_pairs(controller_option, "--controller-option")
             file_layer = load_yaml(config_file) if config_file else {}
             config = build_config(file_layer, layer)
-            run_experiment(config, output_dir, run_name, tracker or None, no_tracker, quiet)
+            run_experiment(config, output_dir, run_name, tracker or None, no_tracker, quiet, settings)
         except InvalidValue as exc:
             flag = flags.get(exc.field) or _dataset_flag(exc.field)
             raise ConfigError(f"{exc} (flag {flag})" if flag else str(exc)) from None
@@ -175,6 +196,7 @@ def make_run_command() -> click.Command:
             ),
             *config_opts,
             *dataset_options(taken),
+            *tracker_flag_options(taken),
         ],
     )
 

@@ -21,6 +21,8 @@ class RunContext:
     warm_up_epochs: int
     start_epoch: int = 0  # epochs already done (a resumed run)
     quiet: bool = False  # console output: only the final summary line
+    # Tracker name -> its validated options_type instance (see TrackerSpec).
+    tracker_options: dict[str, Any] = attrs.field(factory=dict)
     # Rows and events written before a resume, so file trackers can rewrite them exactly.
     history: tuple[dict[str, Any], ...] = ()
     events: tuple[dict[str, Any], ...] = ()

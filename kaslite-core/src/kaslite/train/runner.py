@@ -3,6 +3,9 @@
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+import attrs
 
 from kaslite.config import ExperimentConfig, load_yaml, save_yaml
 from kaslite.errors import ConfigError
@@ -56,20 +59,38 @@ def validate(config: ExperimentConfig, trackers: Iterable[str] = ()) -> None:
     resolve_device(config.train.device)
 
 
+def tracker_options(names: Iterable[str], settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Each chosen tracker's validated options, built from the flat tracker flags given."""
+    specs = get_plugin_manager().registrations(TRACKER)
+    out: dict[str, Any] = {}
+    for name in names:
+        options_type = specs[name].options_type
+        if options_type is None:
+            continue
+        fields = {field.name for field in attrs.fields(options_type)}
+        given = {key: value for key, value in (settings or {}).items() if key in fields}
+        out[name] = structure(given, options_type, path=f"{name} tracker")
+    return out
+
+
 def make_trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
     """Instantiate trackers by name for a run."""
     specs = get_plugin_manager().registrations(TRACKER)
     return {name: specs[name].factory(context) for name in names}
 
 
-def _context(config: ExperimentConfig, run_dir: Path, run_name: str, quiet: bool) -> RunContext:
+def _context(
+    config: ExperimentConfig, run_dir: Path, run_name: str, quiet: bool, options: dict[str, Any]
+) -> RunContext:
     seed_ids = tuple(
         f"seed{layer}_{j}"
         for layer in range(1, config.model.num_layers + 1)
         for j in range(1, config.model.seeds_per_layer + 1)
     )
     total = config.train.warm_up_epochs + config.train.adaptation_epochs
-    return RunContext(config, run_dir, run_name, seed_ids, total, config.train.warm_up_epochs, quiet=quiet)
+    return RunContext(
+        config, run_dir, run_name, seed_ids, total, config.train.warm_up_epochs, quiet=quiet, tracker_options=options
+    )
 
 
 def run_experiment(
@@ -79,19 +100,28 @@ def run_experiment(
     trackers: Iterable[str] | None = None,
     without: Iterable[str] = (),
     quiet: bool = False,
+    tracker_settings: dict[str, Any] | None = None,
 ) -> RunSummary:
-    """Validate, create ``output_dir/run_name`` with its config.yaml, and train."""
+    """Validate, create ``output_dir/run_name`` with its config.yaml, and train.
+
+    ``tracker_settings`` holds tracker flags by field name (``{"tracking_uri": ...}``).
+    """
     names = tracker_names(trackers, without)
     validate(config, names)
+    options = tracker_options(names, tracker_settings)
     run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / CONFIG_FILE)
-    context = _context(config, run_dir, run_dir.name, quiet)
+    context = _context(config, run_dir, run_dir.name, quiet, options)
     return Trainer(config, run_dir, make_trackers(names, context), run_dir.name).run()
 
 
 def resume_experiment(
-    run_dir: Path, trackers: Iterable[str] | None = None, without: Iterable[str] = (), quiet: bool = False
+    run_dir: Path,
+    trackers: Iterable[str] | None = None,
+    without: Iterable[str] = (),
+    quiet: bool = False,
+    tracker_settings: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Continue the run in ``run_dir`` from its last checkpoint (or from scratch if it has none)."""
     run_dir = Path(run_dir)
@@ -100,6 +130,6 @@ def resume_experiment(
     config = structure(load_yaml(run_dir / CONFIG_FILE), ExperimentConfig)
     names = tracker_names(trackers, without)
     validate(config, names)
-    context = _context(config, run_dir, run_dir.name, quiet)
+    context = _context(config, run_dir, run_dir.name, quiet, tracker_options(names, tracker_settings))
     trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name)
     return trainer.run(resume=(run_dir / CHECKPOINT).exists())
