@@ -23,6 +23,8 @@ class RunContext:
     quiet: bool = False  # console output: only the final summary line
     # Tracker name -> its validated options_type instance (see TrackerSpec).
     tracker_options: dict[str, Any] = attrs.field(factory=dict)
+    # Free-form context for trackers, e.g. {"sweep_id": ..., "trial": "3"} for a sweep's trials.
+    labels: dict[str, str] = attrs.field(factory=dict)
     # Rows and events written before a resume, so file trackers can rewrite them exactly.
     history: tuple[dict[str, Any], ...] = ()
     events: tuple[dict[str, Any], ...] = ()

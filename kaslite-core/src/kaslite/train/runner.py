@@ -80,7 +80,12 @@ def make_trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
 
 
 def _context(
-    config: ExperimentConfig, run_dir: Path, run_name: str, quiet: bool, options: dict[str, Any]
+    config: ExperimentConfig,
+    run_dir: Path,
+    run_name: str,
+    quiet: bool,
+    options: dict[str, Any],
+    labels: dict[str, str] | None = None,
 ) -> RunContext:
     seed_ids = tuple(
         f"seed{layer}_{j}"
@@ -89,7 +94,15 @@ def _context(
     )
     total = config.train.warm_up_epochs + config.train.adaptation_epochs
     return RunContext(
-        config, run_dir, run_name, seed_ids, total, config.train.warm_up_epochs, quiet=quiet, tracker_options=options
+        config,
+        run_dir,
+        run_name,
+        seed_ids,
+        total,
+        config.train.warm_up_epochs,
+        quiet=quiet,
+        tracker_options=options,
+        labels=dict(labels or {}),
     )
 
 
@@ -101,10 +114,12 @@ def run_experiment(
     without: Iterable[str] = (),
     quiet: bool = False,
     tracker_settings: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> RunSummary:
     """Validate, create ``output_dir/run_name`` with its config.yaml, and train.
 
-    ``tracker_settings`` holds tracker flags by field name (``{"tracking_uri": ...}``).
+    ``tracker_settings`` holds tracker flags by field name (``{"tracking_uri": ...}``);
+    ``labels`` reach trackers as ``run.labels`` (a sweep marks its trials with them).
     """
     names = tracker_names(trackers, without)
     validate(config, names)
@@ -112,7 +127,7 @@ def run_experiment(
     run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / CONFIG_FILE)
-    context = _context(config, run_dir, run_dir.name, quiet, options)
+    context = _context(config, run_dir, run_dir.name, quiet, options, labels)
     return Trainer(config, run_dir, make_trackers(names, context), run_dir.name).run()
 
 
