@@ -45,3 +45,22 @@ def test_every_registration_hook_has_a_kind():
     assert sorted(kind.hook for kind in KINDS) == sorted(
         name for name in SPECS if name not in {"kaslite_commands", "kaslite_server_app"}
     )
+
+
+def load_plugin_docs_script():
+    import importlib.util
+
+    path = TESTS.parent / "scripts" / "plugin_docs.py"
+    spec = importlib.util.spec_from_file_location("plugin_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_plugins_md_is_generated_from_the_specs():
+    docs = load_plugin_docs_script()
+    assert sorted(docs.HOOKS) == SPECS
+    text = (TESTS.parent / "docs" / "plugins.md").read_text()
+    assert text == docs.render(), "docs/plugins.md is stale: run python scripts/plugin_docs.py"
+    for name in SPECS:
+        assert f"### `{name}`" in text and docs.signature(name) in text

@@ -161,6 +161,10 @@ class ModelSourceSpec:
 def kaslite_datasets() -> Iterable[DatasetSpec]:  # type: ignore[empty-body]
     """Register datasets.
 
+    Called whenever datasets are listed or looked up (``kaslite datasets``,
+    ``kaslite data generate``, ``kaslite run``), so it must be cheap and free of
+    side effects: build records, import numpy only inside ``generate``.
+
     :return: the :class:`DatasetSpec` records this plugin provides.
 
     Example::
@@ -186,6 +190,9 @@ def kaslite_datasets() -> Iterable[DatasetSpec]:  # type: ignore[empty-body]
 def kaslite_seed_blueprints() -> Iterable[BlueprintSpec]:  # type: ignore[empty-body]
     """Register seed blueprints: the child networks a seed grows.
 
+    Called when a network is built or a run is validated; ``build`` is called
+    once per seed when the network is constructed.
+
     :return: the :class:`BlueprintSpec` records this plugin provides.
 
     Example::
@@ -203,6 +210,9 @@ def kaslite_seed_blueprints() -> Iterable[BlueprintSpec]:  # type: ignore[empty-
 @hookspec
 def kaslite_controllers() -> Iterable[ControllerSpec]:  # type: ignore[empty-body]
     """Register controllers (growth policies).
+
+    Called when a run is validated and started; the factory is called once per
+    run, and the controller's ``decide`` after every epoch of phase 2.
 
     :return: the :class:`ControllerSpec` records this plugin provides.
 
@@ -225,6 +235,10 @@ def kaslite_controllers() -> Iterable[ControllerSpec]:  # type: ignore[empty-bod
 def kaslite_trackers() -> Iterable[TrackerSpec]:  # type: ignore[empty-body]
     """Register trackers: receivers of a run's events.
 
+    Called when a run starts, to resolve ``--tracker`` names and the default
+    set, and when ``kaslite run --help`` lists tracker flags; each chosen
+    factory is called once per run.
+
     :return: the :class:`TrackerSpec` records this plugin provides.
 
     Example::
@@ -244,6 +258,8 @@ def kaslite_trackers() -> Iterable[TrackerSpec]:  # type: ignore[empty-body]
 @hookspec
 def kaslite_model_sources() -> Iterable[ModelSourceSpec]:  # type: ignore[empty-body]
     """Register model sources: URI schemes ``kaslite serve --model`` understands.
+
+    Called when a model URI is resolved (serving, reloading, listing versions).
 
     :return: the :class:`ModelSourceSpec` records this plugin provides.
 

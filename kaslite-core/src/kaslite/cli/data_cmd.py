@@ -48,18 +48,30 @@ def parameter_options(params_type: type) -> list[click.Option]:
 
 
 def write_npz(path: Path, arrays: Any, metadata: dict[str, Any]) -> None:
-    """Write X, y, num_classes and the generating parameters (as JSON) to ``path``."""
+    """Write X, y, num_classes and the generating parameters (as JSON) to ``path``.
+
+    Byte for byte the same for the same data (``np.savez`` stamps the current
+    time into the zip), so pipelines such as DVC see an unchanged file.
+    """
+    import io
+    import zipfile
+
     import numpy as np
 
+    members = {
+        "X": np.asarray(arrays.X),
+        "y": np.asarray(arrays.y),
+        "num_classes": np.asarray(np.int64(arrays.num_classes)),
+        "metadata": np.asarray(json.dumps(metadata, sort_keys=True)),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:  # a file object: numpy would append ".npz" to a bare name
-        np.savez(
-            f,
-            X=arrays.X,
-            y=arrays.y,
-            num_classes=np.int64(arrays.num_classes),
-            metadata=np.array(json.dumps(metadata)),
-        )
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in members.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
+    tmp.replace(path)
 
 
 def _generate_command(spec: DatasetSpec) -> click.Command:
