@@ -45,6 +45,8 @@ class EpochRecord:
     val_acc: float
     best_acc: float
     seeds: tuple[SeedView, ...]
+    # The controller's state_dict() after it decided on this epoch (e.g. kasmina's plateau counter).
+    controller: dict[str, Any] = attrs.field(factory=dict)
 
     def row(self) -> dict[str, Any]:
         """A flat history.csv row: the metrics, then each seed's state and alpha."""

@@ -291,13 +291,17 @@ class Trainer:
         val_loss, val_acc = self._validate()
         self.best_acc = max(self.best_acc, val_acc)
         self._after_epoch_seeds()
-        record = EpochRecord(self.epoch, self.phase, train_loss, val_loss, val_acc, self.best_acc, self._seed_views())
-        self.history.append(record.row())
+        seeds = self._seed_views()
         self.metric_history.append(EpochMetrics(self.epoch, self.phase, train_loss, val_loss, val_acc))
-        self.trackers.emit("on_epoch_end", record)
+        actions: list[Action] = []
         if self.phase == 2:
-            obs = Observation(self.epoch, self.phase, tuple(self.metric_history), self._seed_views())
-            self._apply(self.controller.decide(obs))
+            actions = self.controller.decide(Observation(self.epoch, self.phase, tuple(self.metric_history), seeds))
+        record = EpochRecord(
+            self.epoch, self.phase, train_loss, val_loss, val_acc, self.best_acc, seeds, self.controller.state_dict()
+        )
+        self.history.append(record.row())
+        self.trackers.emit("on_epoch_end", record)
+        self._apply(actions)  # after the epoch's record, so its transitions follow it in every log
         self.elapsed += time.perf_counter() - started
         self._save_checkpoint()
 
