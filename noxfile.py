@@ -4,6 +4,7 @@ Each package's session installs only kaslite-core, that package and the test
 tools, so a dependency a package forgot to declare fails its own session.
 """
 
+import tomllib
 from pathlib import Path
 
 import nox
@@ -28,9 +29,16 @@ ALL_PACKAGES = {
 PACKAGES = {key: folder for key, folder in ALL_PACKAGES.items() if (ROOT / folder / "pyproject.toml").exists()}
 
 
+def with_test_extra(folder: str) -> str:
+    """``folder[test]`` when the package declares test-only dependencies, else ``folder``."""
+    pyproject = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())
+    return f"{folder}[test]" if "test" in pyproject["project"].get("optional-dependencies", {}) else folder
+
+
 def install(session: nox.Session, *folders: str, extras: tuple[str, ...] = ()) -> None:
     session.install(TORCH)
-    editable = [arg for folder in dict.fromkeys(("kaslite-core", *folders)) for arg in ("-e", folder)]
+    folders = tuple(dict.fromkeys(("kaslite-core", *folders)))
+    editable = [arg for folder in folders for arg in ("-e", with_test_extra(folder))]
     session.install(*editable, *TEST_TOOLS, *extras)
 
 
@@ -44,15 +52,15 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session
 def e2e(session: nox.Session) -> None:
-    """End-to-end tests with every package installed."""
-    install(session, *PACKAGES.values())
+    """End-to-end tests with every package installed (and dvc for the pipeline test)."""
+    install(session, *PACKAGES.values(), extras=("dvc>=3",))
     session.run("pytest", "tests/e2e", *session.posargs)
 
 
 @nox.session
 def tests_all(session: nox.Session) -> None:
     """Every test, every package installed in one environment."""
-    install(session, *PACKAGES.values())
+    install(session, *PACKAGES.values(), extras=("dvc>=3",))
     session.run("pytest", "tests", *session.posargs)
 
 
@@ -74,6 +82,6 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (ratios against a baseline in the same process)."""
-    install(session, *PACKAGES.values())
+    install(session, *PACKAGES.values(), extras=("matplotlib",))
     for script in sorted((ROOT / "bench").glob("*.py")):
         session.run("python", str(script), *session.posargs)

@@ -7,6 +7,7 @@ from kaslite.config import SeedConfig
 from kaslite.errors import ConfigError, UnknownNameError
 from kaslite.models import load_model, save_model
 from kaslite.nn import MorphogeneticNet, SeedState
+from kaslite.plugins import BLUEPRINT, get_plugin_manager
 
 
 def make_net(**kwargs) -> MorphogeneticNet:
@@ -65,8 +66,11 @@ def test_blueprint_choice_and_options():
     assert net.seeds["seed1_1"].child[0].out_features == 5
     with pytest.raises(ConfigError, match=r"unknown option.*width.*allowed: hidden"):
         make_net(blueprint_options={"width": 3})
-    with pytest.raises(UnknownNameError, match="unknown blueprint 'wide'; available: bottleneck, mlp"):
+    with pytest.raises(UnknownNameError) as info:
         make_net(blueprint="wide")
+    installed = sorted(get_plugin_manager().registrations(BLUEPRINT))
+    assert {"bottleneck", "mlp"} <= set(installed)
+    assert str(info.value) == f"unknown blueprint 'wide'; available: {', '.join(installed)}"
 
 
 def test_model_file_round_trip_with_weights_only(tmp_path):

@@ -191,4 +191,5 @@ def test_a_plugin_model_source_is_found_by_scheme():
     source.load("bucket://models/a.pt")
     assert loaded == ["bucket://models/a.pt"]
     assert source.list_versions("bucket://x") == [{"uri": "bucket://x"}]
-    assert set(kaslite.get_plugin_manager().registrations(MODEL_SOURCE)) == {"bucket", "file"}
+    # Alongside the builtin file source (and any an installed plugin adds).
+    assert {"bucket", "file"} <= set(kaslite.get_plugin_manager().registrations(MODEL_SOURCE))

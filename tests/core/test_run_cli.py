@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kaslite.plugins import BLUEPRINT, CONTROLLER, get_plugin_manager
 from kaslite.testing import fake_distribution
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +42,17 @@ def metrics(run_dir: Path) -> dict:
     return data
 
 
+def installed(kind) -> str:
+    """What the subprocess will list: the plugins installed here (kaslite-example adds some)."""
+    return ", ".join(sorted(get_plugin_manager().registrations(kind)))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--problem", "spiral"], "Error: unknown dataset 'spiral'; available: "),
-        (["--controller", "greedy"], "Error: unknown controller 'greedy'; available: kasmina, never, periodic"),
-        (["--blueprint", "wide"], "Error: unknown blueprint 'wide'; available: bottleneck, mlp"),
+        (["--controller", "greedy"], f"Error: unknown controller 'greedy'; available: {installed(CONTROLLER)}"),
+        (["--blueprint", "wide"], f"Error: unknown blueprint 'wide'; available: {installed(BLUEPRINT)}"),
         (
             ["--blend_steps", "-5"],
             "Error: invalid seeds.blend_steps = -5: must be an integer >= 1 (flag --blend-steps)",

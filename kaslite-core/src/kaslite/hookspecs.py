@@ -88,12 +88,15 @@ class BlueprintSpec:
         ``(batch, dim)`` to ``(batch, dim)``; imports torch inside.
     :param description: one line shown by ``kaslite plugins``.
     :param options: the option names ``build`` accepts, with their defaults.
+    :param params_type: optional frozen attrs class that validates the options'
+        values before any work starts (``--blueprint-param rank=8``).
     """
 
     name: str
     build: Callable[..., Any]
     description: str = ""
     options: dict[str, Any] = attrs.field(factory=dict)
+    params_type: type | None = None
 
 
 @attrs.frozen
@@ -102,13 +105,18 @@ class ControllerSpec:
 
     :param name: what users type after ``--controller``.
     :param factory: ``factory(config) -> Controller`` where ``config`` is the
-        run's :class:`kaslite.config.ControllerConfig`.
+        run's :class:`kaslite.config.ControllerConfig`; a plugin policy's own
+        parameters are in ``config.options``.
     :param description: one line shown by ``kaslite plugins``.
+    :param params_type: optional frozen attrs class that validates
+        ``config.options`` before any work starts (``--controller-param
+        patience=3``); the factory can then build it with ``params_type(**config.options)``.
     """
 
     name: str
     factory: Callable[[Any], Any]
     description: str = ""
+    params_type: type | None = None
 
 
 @attrs.frozen

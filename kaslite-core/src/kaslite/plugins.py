@@ -168,8 +168,7 @@ class PluginManager(pluggy.PluginManager):
                 raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook}: {_first_line(exc)}") from exc
             yield impl.plugin_name, result
 
-    def registrations(self, kind: Kind) -> dict[str, Any]:
-        """Every record of ``kind``, by name; a name claimed twice is an error."""
+    def _collect(self, kind: Kind) -> tuple[dict[str, Any], dict[str, str]]:
         records: dict[str, Any] = {}
         providers: dict[str, str] = {}
         for plugin, result in self._impl_results(kind.hook):
@@ -179,7 +178,32 @@ class PluginManager(pluggy.PluginManager):
                     raise DuplicateNameError(kind.label, key, [providers[key], plugin])
                 records[key] = record
                 providers[key] = plugin
-        return records
+        return records, providers
+
+    def registrations(self, kind: Kind) -> dict[str, Any]:
+        """Every record of ``kind``, by name; a name claimed twice is an error."""
+        return self._collect(kind)[0]
+
+    def provider(self, kind: Kind, name: str) -> str:
+        """The distribution that registered ``name`` (``kaslite-core`` for builtins)."""
+        plugin = self._collect(kind)[1][name]
+        origin = self.origins.get(plugin)
+        return origin.distribution if origin else plugin
+
+    def validate_params(self, kind: Kind, name: str, values: dict[str, Any]) -> Any:
+        """``values`` structured by the record's ``params_type``; errors name the plugin and parameter."""
+        from kaslite.errors import ConfigError, InvalidValue
+        from kaslite.structure import structure
+
+        params_type = getattr(self.lookup(kind, name), "params_type", None)
+        if params_type is None:
+            return values
+        where = f"{kind.label} {name!r} (plugin {self.provider(kind, name)})"
+        try:
+            return structure(values, params_type, path=f"{where} parameters")
+        except InvalidValue as exc:
+            field = exc.field.rsplit(".", 1)[-1]
+            raise ConfigError(f"invalid {where} parameter {field} = {exc.value!r}: {exc.allowed}") from None
 
     def lookup(self, kind: Kind, name: str) -> Any:
         """The record named ``name``, or an error listing what is available."""

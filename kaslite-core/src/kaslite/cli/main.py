@@ -20,6 +20,7 @@ CORE_COMMANDS: dict[str, str] = {
     "datasets": "kaslite.cli.datasets_cmd:datasets",
     "data": "kaslite.cli.data_cmd:data",
     "run": "kaslite.cli.run_cmd:run",
+    "sweep": "kaslite.cli.sweep_cmd:sweep",
 }
 
 

@@ -95,25 +95,127 @@ def parse_pairs(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
     return out
 
 
+def dest_path(dest: str) -> tuple[str, ...] | None:
+    """Where an option's value goes in the config (``train__lr`` -> ``("train", "lr")``); None if nowhere."""
+    section, sep, name = dest.partition("__")
+    if not sep or section == "tracker":  # tracker settings are not experiment config (see tracker_settings)
+        return None
+    if section == "dataset":
+        return ("data", "params", name)
+    return (section, name)
+
+
 def flag_layer(given: dict[str, Any]) -> dict[str, Any]:
     """The config layer the flags describe: only what was actually given."""
     layer: dict[str, Any] = {}
     for dest, value in given.items():
-        if value is None or "__" not in dest:
+        path = dest_path(dest)
+        if value is None or path is None:
             continue
-        section, name = dest.split("__", 1)
-        if section == "tracker":
-            continue  # tracker settings are not experiment config (see tracker_settings)
-        if section == "dataset":
-            layer.setdefault("data", {}).setdefault("params", {})[name] = value
-        else:
-            layer.setdefault(section, {})[name] = value
+        *parents, leaf = path
+        node = layer
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
     return layer
 
 
-def make_run_command() -> click.Command:
+def tracker_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """The tracker flags that were given, by field name (``{"tracking_uri": ...}``)."""
+    return {
+        dest.removeprefix("tracker__"): value
+        for dest, value in given.items()
+        if dest.startswith("tracker__") and value is not None
+    }
+
+
+def experiment_layers(config_file: Path | None, given: dict[str, Any]) -> list[dict[str, Any]]:
+    """The config layers of ``--config FILE`` and the flags, in the order they apply.
+
+    Takes the options of :func:`data_and_plugin_options` out of ``given``.
+    """
+    layer = flag_layer(given)
+    options = parse_pairs(given.pop("blueprint_option", ()), "--blueprint-param")
+    blueprint_hidden = given.pop("blueprint_hidden", None)
+    if blueprint_hidden is not None:
+        options["hidden"] = blueprint_hidden
+    if options:
+        layer.setdefault("model", {})["blueprint_options"] = options
+    controller_params = given.pop("controller_option", ())
+    if controller_params:
+        layer.setdefault("controller", {})["options"] = parse_pairs(controller_params, "--controller-param")
+    dataset_params = given.pop("dataset_param", ())
+    if dataset_params:
+        layer.setdefault("data", {}).setdefault("params", {}).update(parse_pairs(dataset_params, "--dataset-param"))
+    file_layer = load_yaml(config_file) if config_file else {}
+    data_file = given.pop("data_file", None)
+    if data_file is not None:  # replaces the config's dataset and its parameters
+        file_layer.get("data", {}).pop("params", None)
+        layer.setdefault("data", {}).update(problem="file", params={"path": data_file})
+    return [file_layer, layer]
+
+
+def with_flag(exc: InvalidValue, flags: dict[str, str]) -> ConfigError:
+    """``exc`` naming the flag that sets the bad field, when there is one."""
+    flag = flags.get(exc.field)
+    if flag is None and exc.field.startswith("data.params."):
+        flag = "--" + exc.field.removeprefix("data.params.").replace("_", "-")
+    return ConfigError(f"{exc} (flag {flag})" if flag else str(exc))
+
+
+def config_file_option(help_text: str) -> click.Option:
+    """``--config FILE.yaml``."""
+    return click.Option(["--config", "config_file"], type=click.Path(dir_okay=False, path_type=Path), help=help_text)
+
+
+def tracker_choice_options() -> list[click.Option]:
+    """``--tracker`` and ``--no-tracker``."""
+    return [
+        click.Option(["--tracker"], multiple=True, help="Tracker to use (repeatable); replaces the default set."),
+        click.Option(["--no-tracker"], multiple=True, help="Remove a tracker from the set (repeatable)."),
+    ]
+
+
+def data_and_plugin_options() -> list[click.Option]:
+    """``--data FILE`` and the KEY=VALUE parameters of plugin datasets, blueprints and controllers."""
+    return [
+        click.Option(
+            ["--data", "data_file"],
+            type=click.Path(dir_okay=False),
+            help="Train on this .npz/.csv file (the `file` dataset), whatever data the config names.",
+        ),
+        click.Option(
+            ["--dataset-param", "dataset_param"],
+            multiple=True,
+            help="KEY=VALUE parameter of the dataset (repeatable); same as its own flag.",
+        ),
+        click.Option(
+            ["--blueprint-hidden", "--blueprint_hidden"],
+            type=click.INT,
+            help="Hidden width of the seed blueprint (model.blueprint_options.hidden).",
+        ),
+        click.Option(
+            ["--blueprint-param", "--blueprint-option", "blueprint_option"],
+            multiple=True,
+            help="KEY=VALUE parameter of the blueprint (repeatable).",
+        ),
+        click.Option(
+            ["--controller-param", "--controller-option", "controller_option"],
+            multiple=True,
+            help="KEY=VALUE parameter of the controller (repeatable).",
+        ),
+    ]
+
+
+def field_options() -> tuple[list[click.Option], dict[str, str]]:
+    """Every config field, dataset parameter and tracker setting as an option; and path -> flag."""
     config_opts, flags = config_options()
     taken = {opt for option in config_opts for opt in option.opts}
+    return [*config_opts, *dataset_options(taken), *tracker_flag_options(taken)], flags
+
+
+def make_run_command() -> click.Command:
+    fields, flags = field_options()
 
     def callback(
         config_file: Path | None,
@@ -123,59 +225,32 @@ def make_run_command() -> click.Command:
         output_dir: Path,
         run_name: str | None,
         quiet: bool,
-        blueprint_hidden: int | None,
-        blueprint_option: tuple[str, ...],
-        controller_option: tuple[str, ...],
         **given: Any,
     ) -> None:
         from kaslite.train.runner import resume_experiment, run_experiment
 
-        settings = {
-            dest.removeprefix("tracker__"): value
-            for dest, value in given.items()
-            if dest.startswith("tracker__") and value is not None
-        }
+        settings = tracker_settings(given)
         try:
             if resume is not None:
                 resume_experiment(resume, tracker or None, no_tracker, quiet, settings)
                 return
-            layer = flag_layer(given)
-            options = parse_pairs(blueprint_option, "--blueprint-option")
-            if blueprint_hidden is not None:
-                options["hidden"] = blueprint_hidden
-            if options:
-                layer.setdefault("model", {})["blueprint_options"] = options
-            if controller_option:
-                layer.setdefault("controller", {})["options"] = parse_pairs(controller_option, "--controller-option")
-            file_layer = load_yaml(config_file) if config_file else {}
-            config = build_config(file_layer, layer)
+            config = build_config(*experiment_layers(config_file, given))
             run_experiment(config, output_dir, run_name, tracker or None, no_tracker, quiet, settings)
         except InvalidValue as exc:
-            flag = flags.get(exc.field) or _dataset_flag(exc.field)
-            raise ConfigError(f"{exc} (flag {flag})" if flag else str(exc)) from None
-
-    def _dataset_flag(field: str) -> str | None:
-        if field.startswith("data.params."):
-            return "--" + field.removeprefix("data.params.").replace("_", "-")
-        return None
+            raise with_flag(exc, flags) from None
 
     return click.Command(
         "run",
         callback=callback,
         help="Train a morphogenetic network; results go to OUTPUT_DIR/RUN_NAME/.",
         params=[
-            click.Option(
-                ["--config", "config_file"],
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="YAML config (sections data, model, seeds, controller, train); flags override it.",
-            ),
+            config_file_option("YAML config (sections data, model, seeds, controller, train); flags override it."),
             click.Option(
                 ["--resume"],
                 type=click.Path(file_okay=False, path_type=Path),
                 help="Continue the run in RUN_DIR from its last checkpoint.",
             ),
-            click.Option(["--tracker"], multiple=True, help="Tracker to use (repeatable); replaces the default set."),
-            click.Option(["--no-tracker"], multiple=True, help="Remove a tracker from the set (repeatable)."),
+            *tracker_choice_options(),
             click.Option(
                 ["--output-dir", "--output_dir"],
                 type=click.Path(file_okay=False, path_type=Path),
@@ -185,18 +260,8 @@ def make_run_command() -> click.Command:
             ),
             click.Option(["--run-name", "--run_name"], help="Run directory name [default: a slug of the config]."),
             click.Option(["--quiet", "-q"], is_flag=True, help="Print only the final summary line."),
-            click.Option(
-                ["--blueprint-hidden", "--blueprint_hidden"],
-                type=click.INT,
-                help="Hidden width of the seed blueprint (model.blueprint_options.hidden).",
-            ),
-            click.Option(["--blueprint-option"], multiple=True, help="KEY=VALUE option of the blueprint (repeatable)."),
-            click.Option(
-                ["--controller-option"], multiple=True, help="KEY=VALUE option of a plugin controller (repeatable)."
-            ),
-            *config_opts,
-            *dataset_options(taken),
-            *tracker_flag_options(taken),
+            *data_and_plugin_options(),
+            *fields,
         ],
     )
 

@@ -30,7 +30,11 @@ def bottleneck(dim: int, hidden: int = 0) -> nn.Module:
 
 
 def check_options(spec: BlueprintSpec, options: dict[str, Any]) -> None:
-    """Refuse option names the blueprint does not declare, listing the ones it does."""
+    """Refuse option names the blueprint does not declare, and values its params_type rejects."""
+    if spec.params_type is not None:
+        from kaslite.plugins import BLUEPRINT, get_plugin_manager
+
+        get_plugin_manager().validate_params(BLUEPRINT, spec.name, options)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         allowed = ", ".join(sorted(spec.options)) or "none"

@@ -82,9 +82,9 @@ class SentinelSeed(nn.Module):
     def delta(self, x: torch.Tensor) -> torch.Tensor | None:
         """``α·(child(x) − x)``, or None where the seed is an exact identity."""
         state = self.state
+        if self.training and state is not SeedState.CULLED:
+            self._observe_health(x)  # the health signal stays live after germination too
         if state is SeedState.DORMANT:
-            if self.training:
-                self._observe_health(x)
             return None
         if state is SeedState.TRAINING:
             if self.training:
@@ -154,7 +154,7 @@ class SentinelSeed(nn.Module):
     # -- health and shadow training -------------------------------------------
 
     def _observe_health(self, x: torch.Tensor) -> None:
-        # Called on every training batch of every dormant seed, so it samples one
+        # Called on every training batch of every seed, so it samples one
         # batch in `health_every` and uses detach() rather than a no_grad context:
         # dormant seeds must cost almost nothing (bench/overhead.py).
         self._batches_seen += 1

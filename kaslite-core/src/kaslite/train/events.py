@@ -47,6 +47,7 @@ class EpochRecord:
     seeds: tuple[SeedView, ...]
     # The controller's state_dict() after it decided on this epoch (e.g. kasmina's plateau counter).
     controller: dict[str, Any] = attrs.field(factory=dict)
+    duration_s: float = 0.0  # wall time of the epoch's training, validation and decision
 
     def row(self) -> dict[str, Any]:
         """A flat history.csv row: the metrics, then each seed's state and alpha."""

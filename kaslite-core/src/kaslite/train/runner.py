@@ -10,7 +10,7 @@ import attrs
 from kaslite.config import ExperimentConfig, load_yaml, save_yaml
 from kaslite.errors import ConfigError
 from kaslite.nn.blueprints import check_options
-from kaslite.plugins import TRACKER, get_blueprint, get_controller, get_plugin_manager
+from kaslite.plugins import CONTROLLER, TRACKER, get_blueprint, get_plugin_manager
 from kaslite.structure import structure
 from kaslite.train.data import dataset_params
 from kaslite.train.events import RunContext, RunSummary
@@ -52,7 +52,7 @@ def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = 
 def validate(config: ExperimentConfig, trackers: Iterable[str] = ()) -> None:
     """Every name and value a run depends on, checked before any work starts."""
     dataset_params(config.data)
-    get_controller(config.controller.name)
+    get_plugin_manager().validate_params(CONTROLLER, config.controller.name, config.controller.options)
     check_options(get_blueprint(config.model.blueprint), config.model.blueprint_options)
     for name in trackers:
         get_plugin_manager().lookup(TRACKER, name)
@@ -128,7 +128,7 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / CONFIG_FILE)
     context = _context(config, run_dir, run_dir.name, quiet, options, labels)
-    return Trainer(config, run_dir, make_trackers(names, context), run_dir.name).run()
+    return Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context).run()
 
 
 def resume_experiment(
@@ -146,5 +146,5 @@ def resume_experiment(
     names = tracker_names(trackers, without)
     validate(config, names)
     context = _context(config, run_dir, run_dir.name, quiet, tracker_options(names, tracker_settings))
-    trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name)
+    trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context)
     return trainer.run(resume=(run_dir / CHECKPOINT).exists())

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 from torch import nn
 
@@ -68,11 +69,18 @@ class Trainer:
     """Runs one experiment into ``run_dir``, optionally resuming from its checkpoint."""
 
     def __init__(
-        self, config: ExperimentConfig, run_dir: Path, trackers: dict[str, Tracker] | None = None, run_name: str = ""
+        self,
+        config: ExperimentConfig,
+        run_dir: Path,
+        trackers: dict[str, Tracker] | None = None,
+        run_name: str = "",
+        context: RunContext | None = None,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.run_name = run_name or self.run_dir.name
+        # What the runner knows about the run (tracker options, labels, quiet); progress is added to it.
+        self.base_context = context
         self.trackers = TrackerGroup(trackers or {})
         self.device = resolve_device(config.train.device)
         self.controller_spec = get_controller(config.controller.name)
@@ -250,17 +258,15 @@ class Trainer:
                 self._emit_event("on_warning", warning)
 
     def _context(self) -> RunContext:
-        return RunContext(
+        base = self.base_context or RunContext(
             config=self.config,
             run_dir=self.run_dir,
             run_name=self.run_name,
             seed_ids=tuple(self.net.seeds),
             total_epochs=self.total_epochs,
             warm_up_epochs=self.config.train.warm_up_epochs,
-            start_epoch=self.epoch,
-            history=tuple(self.history),
-            events=tuple(self.events),
         )
+        return attrs.evolve(base, start_epoch=self.epoch, history=tuple(self.history), events=tuple(self.events))
 
     def run(self, resume: bool = False) -> RunSummary:
         """Train to the end (from the checkpoint if ``resume``) and return the final metrics."""
@@ -297,7 +303,15 @@ class Trainer:
         if self.phase == 2:
             actions = self.controller.decide(Observation(self.epoch, self.phase, tuple(self.metric_history), seeds))
         record = EpochRecord(
-            self.epoch, self.phase, train_loss, val_loss, val_acc, self.best_acc, seeds, self.controller.state_dict()
+            self.epoch,
+            self.phase,
+            train_loss,
+            val_loss,
+            val_acc,
+            self.best_acc,
+            seeds,
+            self.controller.state_dict(),
+            duration_s=time.perf_counter() - started,
         )
         self.history.append(record.row())
         self.trackers.emit("on_epoch_end", record)

@@ -1,0 +1,181 @@
+"""Servers for the kaslite-serve tests: real ``kaslite serve`` processes on free loopback ports."""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+
+from kaslite.testing import fake_distribution
+
+# A model registry kept in a folder: ROOT/NAME/VERSION.pt plus ROOT/NAME/aliases.json.
+# URIs are reg:/NAME@ALIAS and reg:/NAME/VERSION, like MLflow's models:/ URIs.
+FOLDER_REGISTRY = """
+    import json
+    import os
+    from pathlib import Path
+
+    import kaslite
+    from kaslite.hookspecs import ModelSourceSpec
+
+
+    def _folder(uri):
+        rest = uri.split(":", 1)[1].lstrip("/")
+        name = rest.split("@")[0].split("/")[0]
+        return name, Path(os.environ["TEST_REGISTRY_ROOT"]) / name, rest[len(name):]
+
+
+    def load(uri):
+        from kaslite.models import LoadedModel, load_model
+
+        name, folder, rest = _folder(uri)
+        if rest.startswith("@"):
+            aliases = json.loads((folder / "aliases.json").read_text())
+            if rest[1:] not in aliases:
+                raise LookupError(f"model {name!r} has no version with alias {rest[1:]!r}")
+            version = aliases[rest[1:]]
+        else:
+            version = rest.lstrip("/")
+        net = load_model(folder / f"{version}.pt")
+        return LoadedModel(net=net, metadata=net.metadata, uri=uri, version=version)
+
+
+    def list_versions(uri):
+        name, folder, _ = _folder(uri)
+        versions = sorted((int(p.stem) for p in folder.glob("*.pt")))
+        return [{"version": str(v), "uri": f"reg:/{name}/{v}"} for v in versions]
+
+
+    @kaslite.hookimpl
+    def kaslite_model_sources():
+        return [ModelSourceSpec("reg", load, list_versions, "a registry in a folder (tests)")]
+"""
+
+
+def build_net(seed: int):
+    """A tiny trained-looking network: seed1_1 active, seed2_1 dormant; weights from ``seed``."""
+    import torch
+
+    from kaslite.config import SeedConfig
+    from kaslite.nn import MorphogeneticNet
+
+    torch.manual_seed(seed)
+    net = MorphogeneticNet(2, 8, 2, 1, 3, seed_config=SeedConfig(blend_steps=1))
+    seed1 = net.seeds["seed1_1"]
+    seed1.germinate()
+    seed1.start_blending()
+    seed1.advance_blend()
+    seed1.activate()
+    return net.eval()
+
+
+def save_net(seed: int, path: Path, **metadata: object) -> Path:
+    from kaslite.models import save_model
+
+    return save_model(build_net(seed), path, {"run_name": "demo", **metadata})
+
+
+def expected(seed: int, rows: list[list[float]]) -> tuple[list[int], list[list[float]]]:
+    """What the server must answer for ``rows`` with the net of ``seed``: computed the same way, here."""
+    import torch
+
+    net = build_net(seed)
+    with torch.inference_mode():
+        probabilities = torch.softmax(net(torch.tensor(rows, dtype=torch.float32)), dim=1)
+    return probabilities.argmax(dim=1).tolist(), probabilities.tolist()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@attrs.frozen
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@contextlib.contextmanager
+def serving(model: str, folder: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """``kaslite serve --model MODEL`` on a free port, stopped (SIGTERM) on exit."""
+    port = free_port()
+    log = folder / f"server-{port}.log"
+    environment = {k: v for k, v in os.environ.items() if k != "KASLITE_ADMIN_TOKEN"}
+    environment.update(PYTHONUNBUFFERED="1", **(env or {}))
+    command = [sys.executable, "-m", "kaslite", "serve", "--model", model, "--port", str(port), *args]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"server exited with {process.returncode}:\n{server.output()}"
+            assert time.monotonic() < deadline, f"server did not come up:\n{server.output()}"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(server.url + "/health/live", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def served_file(tmp_path_factory) -> Path:
+    return save_net(0, tmp_path_factory.mktemp("model") / "model.pt")
+
+
+@pytest.fixture(scope="session")
+def server(served_file, tmp_path_factory) -> Iterator[Server]:
+    """One server of a model file (seed 0, version "1"), small caps to test them cheaply."""
+    with serving(
+        str(served_file), tmp_path_factory.mktemp("server"), "--max-batch-rows", "50", "--max-body-bytes", "20000"
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def registry(tmp_path) -> Path:
+    """A folder registry holding model ``kaslite`` versions 1..3 (net seeds 1..3), no aliases yet."""
+    for version in (1, 2, 3):
+        save_net(version, tmp_path / "registry" / "kaslite" / f"{version}.pt")
+    (tmp_path / "registry" / "kaslite" / "aliases.json").write_text("{}")
+    return tmp_path / "registry"
+
+
+def set_alias(registry: Path, alias: str, version: str) -> None:
+    aliases_file = registry / "kaslite" / "aliases.json"
+    aliases = json.loads(aliases_file.read_text())
+    aliases_file.write_text(json.dumps({**aliases, alias: version}))
+
+
+@pytest.fixture
+def registry_env(registry, tmp_path) -> dict[str, str]:
+    """PYTHONPATH and settings that install the ``reg`` model source as an entry point."""
+    site = fake_distribution(
+        tmp_path / "site", name="folder-registry", entry_points={"reg": "folder_registry"},
+        modules={"folder_registry": FOLDER_REGISTRY},
+    )  # fmt: skip
+    return {"PYTHONPATH": str(site), "TEST_REGISTRY_ROOT": str(registry)}
