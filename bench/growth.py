@@ -140,9 +140,10 @@ def table(records: list[dict[str, Any]]) -> str:
             if not rows:
                 continue
             accs = [r["val_acc"] for r in rows]
+            params = statistics.mean(r["params"] for r in rows)
+            wall = statistics.mean(r["wall_s"] for r in rows)
             lines.append(
-                f"| {task} | {arm} | {statistics.mean(accs):.3f} | {min(accs):.3f} | "
-                f"{statistics.mean(r['params'] for r in rows):,.0f} | {statistics.mean(r['wall_s'] for r in rows):.1f} |"
+                f"| {task} | {arm} | {statistics.mean(accs):.3f} | {min(accs):.3f} | {params:,.0f} | {wall:.1f} |"
             )
     return "\n".join(lines) + "\n"
 
