@@ -16,7 +16,7 @@ from kaslite.config import SeedConfig
 from kaslite.errors import KasliteError
 
 
-class SeedState(str, enum.Enum):
+class SeedState(enum.StrEnum):
     """Where a seed is in its life."""
 
     DORMANT = "dormant"
