@@ -6,7 +6,10 @@ import kaslite
 
 
 @pytest.fixture(autouse=True)
-def fresh_plugins(monkeypatch: pytest.MonkeyPatch):
+def fresh_plugins(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    # Each test (and every subprocess it starts) works in a scratch folder, so default
+    # outputs such as results/, mlflow.db and runs/ never land in the repository.
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for var in ("KASLITE_STRICT_PLUGINS", "KASLITE_DISABLE_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -176,3 +176,22 @@ def test_drift_above_threshold_emits_a_warning(tmp_path):
     drift = [e for e in trainer.events if e["event"] == "warning" and e["kind"] == "drift"]
     assert drift and all(e["value"] > 0.0 for e in drift)
     assert drift[0]["message"].startswith(f"{drift[0]['seed_id']} drift ")
+
+
+def test_a_start_failure_is_told_to_the_others_only_after_they_started(tmp_path):
+    calls = []
+
+    class BrokenAtStart(Tracker):
+        def on_run_start(self, run):
+            raise OSError("port taken")
+
+    class Listener(Tracker):
+        def on_run_start(self, run):
+            calls.append("start")
+
+        def on_warning(self, event):
+            calls.append(event.message)
+
+    Trainer(tiny_config(), tmp_path, {"broken": BrokenAtStart(), "listener": Listener()}).run()
+    assert calls[0] == "start"
+    assert calls[1].startswith("tracker 'broken' failed in on_run_start and was detached")

@@ -160,7 +160,7 @@ class PluginManager(pluggy.PluginManager):
     def _impl_results(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
         """Call each implementation of ``hook`` alone, yielding (plugin name, result)."""
         caller = getattr(self.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order: builtins first
             args = [kwargs[arg] for arg in impl.argnames]
             try:
                 result = impl.function(*args)
@@ -234,7 +234,7 @@ class PluginManager(pluggy.PluginManager):
         import click
 
         out: dict[str, dict[str, Any]] = {}
-        for impl in reversed(self.hook.kaslite_commands.get_hookimpls()):
+        for impl in self.hook.kaslite_commands.get_hookimpls():
             if only is not None and impl.plugin_name != only:
                 continue
             staging = click.Group(name="kaslite")

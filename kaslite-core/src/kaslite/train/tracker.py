@@ -51,13 +51,23 @@ class TrackerGroup:
     def __init__(self, trackers: dict[str, Tracker]) -> None:
         self.trackers = dict(trackers)
         self.detached: dict[str, str] = {}
+        # Warnings raised while trackers start wait until all have started:
+        # a tracker must not hear of another's failure before its own on_run_start.
+        self._starting = False
+        self._pending: list[RunWarning] = []
 
     def emit(self, method: str, event: Any) -> None:
+        self._starting = method == "on_run_start"
         for name, tracker in list(self.trackers.items()):
             try:
                 getattr(tracker, method)(event)
             except Exception as exc:
                 self._detach(name, method, exc, getattr(event, "epoch", 0))
+        if self._starting:
+            self._starting = False
+            pending, self._pending = self._pending, []
+            for warning in pending:
+                self.emit("on_warning", warning)
 
     def _detach(self, name: str, method: str, exc: Exception, epoch: int) -> None:
         tracker = self.trackers.pop(name)
@@ -67,7 +77,11 @@ class TrackerGroup:
         logger.warning("kaslite: %s", message)
         with contextlib.suppress(Exception):  # already failing; closing is best effort
             tracker.close()
-        self.emit("on_warning", RunWarning(epoch=epoch, kind="tracker", message=message))
+        warning = RunWarning(epoch=epoch, kind="tracker", message=message)
+        if self._starting:
+            self._pending.append(warning)
+        else:
+            self.emit("on_warning", warning)
 
     def close(self) -> None:
         for name, tracker in list(self.trackers.items()):

@@ -1,0 +1,336 @@
+"""The ``mlflow`` tracker: one MLflow run per kaslite run, the model, and its registration.
+
+Params: every config field (``seeds.blend_steps``, ...). Metrics per epoch,
+with the epoch as step: ``train_loss``, ``val_loss``, ``val_acc``,
+``best_acc``, ``seed_alpha.<seed id>``; at the end ``final.<name>`` for each
+final metric. Tags: ``kaslite.phase`` (and ``kaslite.phase<N>_start_epoch``),
+``kaslite.seed.<id>`` (latest state) and ``kaslite.germination.<id>`` (epoch).
+Artifacts: the run dir's config.yaml, history.csv, events.jsonl, metrics.json,
+the TensorBoard logs under ``tensorboard/``, and the model (see
+:mod:`kaslite_tracking.model_logging`). A sweep's trials (``run.labels`` with
+``sweep_id``) become children of one parent run per sweep.
+
+A store that cannot be reached, or fails mid-run, raises one
+:class:`~kaslite_tracking.store.StoreError`: the trainer reports it once and
+detaches this tracker, and the run completes with its local files.
+"""
+
+import contextlib
+import getpass
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kaslite.config import flatten
+from kaslite.train.events import (
+    EpochRecord,
+    ModelReady,
+    PhaseChange,
+    RunContext,
+    RunSummary,
+    RunWarning,
+    SeedTransition,
+)
+from kaslite.train.tracker import Tracker
+from kaslite_tracking.options import MlflowOptions
+from kaslite_tracking.store import StoreError, check_store, mlflow_env, resolve_tracking_uri, store_errors
+
+logger = logging.getLogger("kaslite.tracking")
+
+RUN_FILES = ("config.yaml", "history.csv", "events.jsonl", "metrics.json")
+EXAMPLE_ROWS = 5
+MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limits
+MAX_METRICS_PER_CALL = 1000
+MAX_TAGS_PER_CALL = 100
+# Each call to a SQLite store costs ~3-40 ms, about what a small network
+# trains in one epoch: epoch metrics and tags are sent together at most this
+# often (and at the end), each metric with the time it was recorded.
+FLUSH_EVERY_S = 2.0
+
+
+def _epoch_metrics(values: dict[str, float], epoch: int) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(key, float(value), now, epoch) for key, value in values.items()]
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+class MlflowTracker(Tracker):
+    """Mirrors a kaslite run into an MLflow run; logs and registers the trained model."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.options: MlflowOptions = run.tracker_options["mlflow"]
+        tensorboard = run.tracker_options.get("tensorboard")
+        self.tensorboard_dir = Path(tensorboard.tensorboard_dir) / run.run_name if tensorboard is not None else None
+        self.config = run.config
+        self.labels = dict(run.labels)
+        self.tracking_uri = resolve_tracking_uri(self.options.tracking_uri)
+        self.client: Any = None
+        self.experiment_id: str | None = None
+        self.run_id: str | None = None
+        self.parent_run_id: str | None = None
+        self.model_id: str | None = None
+        self.model_logging_s: float | None = None
+        self.registered: Any = None  # the registry.VersionInfo, when the model was registered
+        self._pending: list[Any] = []  # epoch metrics not sent yet
+        self._pending_tags: dict[str, str] = {}
+        self._last_flush = time.monotonic()
+        self._start_failure: Exception | None = None
+        self._ended = False
+        self._failed = False
+
+    @contextlib.contextmanager
+    def _store(self) -> Iterator[None]:
+        """Bounded waits and clear errors; after one failure the tracker stops talking to the store."""
+        try:
+            with mlflow_env(), store_errors(self.tracking_uri):
+                yield
+        except Exception:
+            self._failed = True
+            raise
+
+    # -- the run ---------------------------------------------------------------
+
+    def on_run_start(self, run: RunContext) -> None:
+        # kaslite-core tells every tracker about a detached one, including
+        # trackers whose on_run_start has not run yet (the json tracker fails
+        # on that and would lose the run's files). So a store that cannot be
+        # reached is reported at the next event, when every tracker has started.
+        try:
+            self._start(run)
+        except Exception as exc:
+            self._start_failure = exc
+
+    def _raise_start_failure(self) -> None:
+        if self._start_failure is not None:
+            failure, self._start_failure = self._start_failure, None
+            raise failure
+
+    def _start(self, run: RunContext) -> None:
+        with self._store():
+            from mlflow import MlflowClient
+
+            check_store(self.tracking_uri)
+            self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            self.experiment_id = self._experiment()
+            if "sweep_id" in self.labels:
+                self.parent_run_id = self._sweep_parent(self.labels["sweep_id"])
+            run_dir = str(Path(run.run_dir).resolve())
+            reused = self._run_to_resume(run_dir) if run.resumed else None
+            logged = 0  # epochs the MLflow run has already
+            if reused is not None:
+                self.run_id = reused
+                self.client.update_run(reused, status="RUNNING")
+                logged = max((m.step for m in self.client.get_metric_history(reused, "val_acc")), default=0)
+            else:
+                tags = self._tags(run, run_dir)
+                self.run_id = self.client.create_run(self.experiment_id, run_name=run.run_name, tags=tags).info.run_id
+                self._log_params()
+            # A resumed run's earlier epochs that its MLflow run lacks (a killed process sends nothing more).
+            for row in run.history:
+                if int(row["epoch"]) > logged:
+                    self._log_row(row, run.seed_ids)
+        self._last_flush = time.monotonic()
+
+    def _experiment(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        name = self.options.experiment
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                return str(self.client.create_experiment(name))
+            except MlflowException as exc:  # another process created it first
+                if str(getattr(exc, "error_code", "")) != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment = self.client.get_experiment_by_name(name)
+        if experiment.lifecycle_stage == "deleted":
+            raise StoreError(f"MLflow experiment {name!r} is deleted; restore it or choose another --experiment")
+        return str(experiment.experiment_id)
+
+    def _sweep_parent(self, sweep_id: str) -> str:
+        """The sweep's parent run, created by whichever trial comes first."""
+        query = f"tags.`kaslite.sweep_id` = '{_quote(sweep_id)}' and tags.`kaslite.sweep_parent` = 'true'"
+
+        def parents() -> list[Any]:
+            found = self.client.search_runs([self.experiment_id], query, max_results=50)
+            return sorted(found, key=lambda r: (r.info.start_time, r.info.run_id))
+
+        existing = parents()
+        if existing:
+            return str(existing[0].info.run_id)
+        tags = {"kaslite.sweep_id": sweep_id, "kaslite.sweep_parent": "true"}
+        created = self.client.create_run(self.experiment_id, run_name=f"sweep-{sweep_id}", tags=tags)
+        # Trials that started together may each have made one: all keep the earliest.
+        winner = parents()[0].info.run_id
+        if winner != created.info.run_id:
+            self.client.delete_run(created.info.run_id)
+        return str(winner)
+
+    def _run_to_resume(self, run_dir: str) -> str | None:
+        """The MLflow run an interrupted kaslite run in ``run_dir`` was logging to, if any."""
+        query = f"tags.`kaslite.run_dir` = '{_quote(run_dir)}'"
+        found = self.client.search_runs([self.experiment_id], query, order_by=["attributes.start_time DESC"])
+        return str(found[0].info.run_id) if found else None
+
+    def _tags(self, run: RunContext, run_dir: str) -> dict[str, str]:
+        tags = {
+            "kaslite.run_name": run.run_name,
+            "kaslite.run_dir": run_dir,
+            "kaslite.problem": run.config.data.problem,
+            "kaslite.controller": run.config.controller.name,
+            "kaslite.phase": "2" if run.warm_up_epochs == 0 or run.start_epoch > run.warm_up_epochs else "1",
+            "mlflow.source.name": "kaslite run",
+        }
+        with contextlib.suppress(Exception):  # no user name in some containers
+            tags["mlflow.user"] = getpass.getuser()
+        for key, value in self.labels.items():
+            tags[f"kaslite.{key}"] = str(value)
+        if self.parent_run_id is not None:
+            tags["mlflow.parentRunId"] = self.parent_run_id
+        return tags
+
+    def _log_params(self) -> None:
+        from mlflow.entities import Param
+
+        params = [Param(key, str(value)) for key, value in flatten(self.config).items()]
+        for start in range(0, len(params), MAX_PARAMS_PER_CALL):
+            self.client.log_batch(self.run_id, params=params[start : start + MAX_PARAMS_PER_CALL])
+
+    def _log_row(self, row: dict[str, Any], seed_ids: tuple[str, ...]) -> None:
+        values = {key: row[key] for key in ("train_loss", "val_loss", "val_acc", "best_acc")}
+        for seed_id in seed_ids:
+            values[f"seed_alpha.{seed_id}"] = row[f"{seed_id}_alpha"]
+        self._pending.extend(_epoch_metrics(values, int(row["epoch"])))
+
+    def _flush(self) -> None:
+        from mlflow.entities import RunTag
+
+        metrics, self._pending = self._pending, []
+        tags, self._pending_tags = [RunTag(key, value) for key, value in self._pending_tags.items()], {}
+        self._last_flush = time.monotonic()
+        with self._store():
+            while metrics or tags:
+                batch, metrics = metrics[:MAX_METRICS_PER_CALL], metrics[MAX_METRICS_PER_CALL:]
+                batch_tags, tags = tags[:MAX_TAGS_PER_CALL], tags[MAX_TAGS_PER_CALL:]
+                self.client.log_batch(self.run_id, metrics=batch, tags=batch_tags)
+
+    # -- events ----------------------------------------------------------------
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self._raise_start_failure()
+        values = {
+            "train_loss": record.train_loss,
+            "val_loss": record.val_loss,
+            "val_acc": record.val_acc,
+            "best_acc": record.best_acc,
+        }
+        for seed in record.seeds:
+            values[f"seed_alpha.{seed.seed_id}"] = seed.alpha
+        self._pending.extend(_epoch_metrics(values, record.epoch))
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self._flush()
+
+    def on_phase_change(self, event: PhaseChange) -> None:
+        self._raise_start_failure()
+        self._pending_tags["kaslite.phase"] = str(event.phase)
+        self._pending_tags[f"kaslite.phase{event.phase}_start_epoch"] = str(event.epoch)
+
+    def on_warning(self, event: RunWarning) -> None:
+        self._raise_start_failure()
+
+    def on_seed_transition(self, event: SeedTransition) -> None:
+        self._raise_start_failure()
+        self._pending_tags[f"kaslite.seed.{event.seed_id}"] = event.to_state
+        if event.from_state == "dormant" and event.to_state == "training":
+            self._pending_tags[f"kaslite.germination.{event.seed_id}"] = str(event.epoch)
+
+    def on_model_ready(self, event: ModelReady) -> None:
+        self._raise_start_failure()
+        from kaslite_tracking.model_logging import log_kaslite_model
+
+        example = self._input_example()
+        with self._store():
+            started = time.perf_counter()
+            info = log_kaslite_model(
+                self.client, self.tracking_uri, str(self.experiment_id), str(self.run_id), event.path, example
+            )
+            self.model_logging_s = time.perf_counter() - started
+            self.model_id = info.model_id
+            self._pending_tags["kaslite.model_id"] = info.model_id
+            self._pending_tags["kaslite.model_logging_s"] = f"{self.model_logging_s:.3f}"
+        logger.info("kaslite: logged the model to MLflow run %s in %.2f s", self.run_id, self.model_logging_s)
+
+    def _input_example(self) -> Any:
+        """A few validation rows of the run's own dataset (regenerated from its config and seed)."""
+        import torch
+
+        from kaslite.train.data import load_split
+
+        split = load_split(self.config.data, self.config.train.seed, torch.device("cpu"))
+        return split.x_val[:EXAMPLE_ROWS].numpy()
+
+    def on_run_end(self, summary: RunSummary) -> None:
+        self._raise_start_failure()
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        # Tied to the logged model too, so MLflow shows them with the model.
+        finals = [
+            Metric(f"final.{key}", float(value), now, 0, model_id=self.model_id)
+            for key, value in summary.metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        ]
+        self._pending.extend(finals)
+        with self._store():
+            self._log_files(Path(summary.run_dir), summary.metrics)
+            if self.options.register and self.model_id is not None:
+                self._register(summary.metrics)
+        self._flush()
+        with self._store():
+            self.client.set_terminated(self.run_id, "FINISHED")
+            if self.parent_run_id is not None:
+                self.client.set_terminated(self.parent_run_id, "FINISHED")  # the sweep's latest trial end
+            self._ended = True
+
+    def _log_files(self, run_dir: Path, metrics: dict[str, Any]) -> None:
+        for name in RUN_FILES:
+            if (run_dir / name).is_file():
+                self.client.log_artifact(self.run_id, str(run_dir / name))
+            elif name == "metrics.json":  # the json tracker is off, or runs after this one
+                self.client.log_dict(self.run_id, metrics, name)
+        if self.tensorboard_dir is not None and self.tensorboard_dir.is_dir():
+            self.client.log_artifacts(self.run_id, str(self.tensorboard_dir), "tensorboard")
+
+    def _register(self, metrics: dict[str, Any]) -> None:
+        from kaslite_tracking.registry import Registry
+
+        val_acc = float(metrics["val_acc"])
+        if val_acc < self.options.register_threshold:
+            return
+        registry = Registry(self.client, self.options.model_name, self.tracking_uri)
+        info = registry.register(
+            str(self.model_id), str(self.run_id), val_acc, self.config.data.problem, metrics["seeds_activated"]
+        )
+        tags = {"kaslite.registered_model": info.name, "kaslite.registered_version": info.version}
+        if val_acc >= self.options.staging_threshold:
+            registry.move_alias("staging", info.version, "auto")
+            tags["kaslite.registered_alias"] = "staging"
+        self._pending_tags.update(tags)
+        self.registered = info
+
+    def close(self) -> None:
+        # A run that never reached on_run_end failed or was interrupted; after a
+        # store failure there is nothing to tell the store.
+        if self.run_id is None or self._ended or self._failed:
+            return
+        with contextlib.suppress(Exception):
+            self._flush()  # the epochs it did finish
+            with mlflow_env():
+                self.client.set_terminated(self.run_id, "FAILED")

@@ -1,0 +1,53 @@
+"""Log a kaslite model file to an MLflow run as a pyfunc model (code + ``model.pt``, no pickle)."""
+
+from pathlib import Path
+from typing import Any
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+MODEL_NAME = "model"
+
+
+def pip_requirements() -> list[str]:
+    """What serving the model needs, pinned to what trained it; explicit, so MLflow does not infer them."""
+    import mlflow
+    import torch
+
+    import kaslite
+
+    torch_version = torch.__version__.split("+")[0]  # "2.13.0+cpu" is not a pip requirement
+    return [f"kaslite-core=={kaslite.__version__}", f"torch=={torch_version}", f"mlflow=={mlflow.__version__}"]
+
+
+def log_kaslite_model(
+    client: Any, tracking_uri: str, experiment_id: str, run_id: str, model_path: Path, example: Any
+) -> Any:
+    """Log ``model_path`` to ``run_id`` with a signature and ``example`` rows; returns MLflow's ModelInfo."""
+    import mlflow
+    import numpy as np
+    import torch
+    from mlflow.models import Model, infer_signature
+
+    from kaslite.models import load_model
+    from kaslite_tracking.store import mlflow_env
+
+    example = np.asarray(example, dtype=np.float32)
+    net = load_model(model_path)
+    with torch.no_grad():
+        predictions = net(torch.from_numpy(example.copy())).argmax(dim=1).numpy()
+    signature = infer_signature(example, predictions)
+    # Creating the logged model here ties it to the run's experiment, whatever
+    # experiment MLflow's fluent API happens to have active in this process.
+    logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, model_type="kaslite")
+    with mlflow_env(tracking_uri):
+        return Model.log(
+            artifact_path=None,
+            name=MODEL_NAME,
+            flavor=mlflow.pyfunc,
+            run_id=run_id,
+            model_id=logged.model_id,
+            python_model=str(PYFUNC_CODE),
+            artifacts={"model": str(model_path)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )

@@ -1,0 +1,73 @@
+"""The ``tracking`` plugin: the mlflow and tensorboard trackers, ``kaslite registry``, the ``models`` source.
+
+Loaded through the ``kaslite`` entry point like any third-party plugin, on
+every ``kaslite`` command: it imports neither mlflow, tensorboard nor torch,
+which load inside the factories and commands when they are used.
+"""
+
+from typing import Any
+
+import kaslite
+from kaslite.hookspecs import ModelSourceSpec, TrackerSpec
+from kaslite_tracking.options import MlflowOptions, TensorBoardOptions
+
+
+def tensorboard_tracker(run: Any) -> Any:
+    from kaslite_tracking.tensorboard_tracker import TensorBoardTracker
+
+    return TensorBoardTracker(run)
+
+
+def mlflow_tracker(run: Any) -> Any:
+    from kaslite_tracking.mlflow_tracker import MlflowTracker
+
+    return MlflowTracker(run)
+
+
+def load_registered(uri: str) -> Any:
+    from kaslite_tracking.model_source import load_registered
+
+    return load_registered(uri)
+
+
+def list_registered(uri: str) -> list[dict[str, Any]]:
+    from kaslite_tracking.model_source import list_registered
+
+    return list_registered(uri)
+
+
+@kaslite.hookimpl
+def kaslite_trackers() -> list[TrackerSpec]:
+    # tensorboard first: its files are flushed and closed when mlflow uploads them at the end of the run.
+    return [
+        TrackerSpec(
+            "tensorboard",
+            tensorboard_tracker,
+            "TensorBoard event files under TENSORBOARD_DIR/RUN_NAME/",
+            default=True,
+            options_type=TensorBoardOptions,
+        ),
+        TrackerSpec(
+            "mlflow",
+            mlflow_tracker,
+            "an MLflow run per kaslite run, the model logged and registered (embedded SQLite store by default)",
+            default=True,
+            options_type=MlflowOptions,
+        ),
+    ]
+
+
+@kaslite.hookimpl
+def kaslite_model_sources() -> list[ModelSourceSpec]:
+    return [
+        ModelSourceSpec(
+            "models", load_registered, list_registered, "MLflow registry: models:/NAME@ALIAS or models:/NAME/VERSION"
+        )
+    ]
+
+
+@kaslite.hookimpl
+def kaslite_commands(cli: Any) -> None:
+    from kaslite_tracking.registry_cmd import registry
+
+    cli.add_command(registry)

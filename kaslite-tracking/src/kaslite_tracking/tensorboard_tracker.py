@@ -1,0 +1,89 @@
+"""The ``tensorboard`` tracker: event files under ``TENSORBOARD_DIR/RUN_NAME/``.
+
+Scalars ``train/loss``, ``validation/loss``, ``validation/accuracy``,
+``validation/best_acc`` and ``seed/<id>/alpha`` per epoch; text
+``phase/transitions`` and ``seed/<id>/events``. Files are flushed every epoch,
+so TensorBoard follows a run live and a killed run keeps what it logged.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from kaslite.train.events import EpochRecord, PhaseChange, RunContext, RunSummary, RunWarning, SeedTransition
+from kaslite.train.tracker import Tracker
+
+PHASE_NAMES = {1: "warm-up", 2: "adaptation"}
+
+
+def text_summary(tag: str, text: str) -> Any:
+    """A text-plugin summary under exactly ``tag`` (``SummaryWriter.add_text`` appends ``/text_summary``)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary  # type: ignore[import-untyped]
+    from tensorboard.plugins.text.metadata import create_summary_metadata  # type: ignore[import-untyped]
+    from tensorboard.util.tensor_util import make_tensor_proto  # type: ignore[import-untyped]
+
+    metadata = create_summary_metadata(display_name=tag, description="")
+    value = Summary.Value(tag=tag, metadata=metadata, tensor=make_tensor_proto(text))
+    return Summary(value=[value])
+
+
+def log_dir(run: RunContext) -> Path:
+    """Where a run's event files go."""
+    return Path(run.tracker_options["tensorboard"].tensorboard_dir) / run.run_name
+
+
+class TensorBoardTracker(Tracker):
+    """Writes a run's metrics and events with ``torch.utils.tensorboard``."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.log_dir = log_dir(run)
+        self.writer: Any = None
+
+    def on_run_start(self, run: RunContext) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # A resumed run drops what the killed run logged after its last checkpoint.
+        purge_step = run.start_epoch + 1 if run.resumed else None
+        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+
+    def _text(self, tag: str, text: str, step: int) -> None:
+        self.writer._get_file_writer().add_summary(text_summary(tag, text), step)
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        scalars = {
+            "train/loss": record.train_loss,
+            "validation/loss": record.val_loss,
+            "validation/accuracy": record.val_acc,
+            "validation/best_acc": record.best_acc,
+        }
+        for seed in record.seeds:
+            scalars[f"seed/{seed.seed_id}/alpha"] = seed.alpha
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, record.epoch)
+        self.writer.flush()
+
+    def on_phase_change(self, event: PhaseChange) -> None:
+        text = (
+            f"epoch {event.epoch}: phase {event.previous} ({PHASE_NAMES.get(event.previous, '?')}) "
+            f"→ phase {event.phase} ({PHASE_NAMES.get(event.phase, '?')})"
+        )
+        self._text("phase/transitions", text, event.epoch)
+
+    def on_seed_transition(self, event: SeedTransition) -> None:
+        text = (
+            f"epoch {event.epoch}: {event.from_state} → {event.to_state} "
+            f"(α {event.alpha:.2f}, output change {event.output_change:.2e})"
+        )
+        self._text(f"seed/{event.seed_id}/events", text, event.epoch)
+
+    def on_warning(self, event: RunWarning) -> None:
+        if event.seed_id is not None:
+            self._text(f"seed/{event.seed_id}/events", f"epoch {event.epoch}: {event.message}", event.epoch)
+
+    def on_run_end(self, summary: RunSummary) -> None:
+        # Flushed and closed before trackers registered after this one (mlflow) upload the files.
+        self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -1,0 +1,267 @@
+"""The mlflow tracker against a real SQLite store: what a run logs, sweeps, resume, and a failing store."""
+
+import csv
+import json
+import logging
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+import kaslite
+from kaslite.config import flatten
+from kaslite.hookspecs import TrackerSpec
+from kaslite.train import Tracker
+from kaslite.train.runner import resume_experiment, run_experiment
+from kaslite_tracking import mlflow_tracker
+
+from .helpers import TINY, kaslite_cli, tiny_config, use_tiny_data
+
+EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "best_acc")
+
+
+def history_rows(run_dir):
+    return list(csv.DictReader((run_dir / "history.csv").open()))
+
+
+def metric_history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def kaslite_runs(client, experiment="kaslite"):
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return client.search_runs([experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_params_metrics_tags_and_artifacts(trained, tmp_path):
+    client = trained.client()
+    run = client.get_run(trained.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "shared"
+    assert run.data.params == {key: str(value) for key, value in flatten(trained.config).items()}
+    assert run.data.params["seeds.blend_steps"] == "3"
+
+    rows = history_rows(trained.run_dir)
+    for key in EPOCH_METRICS:
+        assert metric_history(client, trained.run_id, key) == [(int(r["epoch"]), float(r[key])) for r in rows]
+    for seed in ("seed1_1", "seed2_1"):
+        expected = [(int(r["epoch"]), float(r[f"{seed}_alpha"])) for r in rows]
+        assert metric_history(client, trained.run_id, f"seed_alpha.{seed}") == expected
+
+    metrics = trained.metrics()
+    finals = {key[len("final.") :]: value for key, value in run.data.metrics.items() if key.startswith("final.")}
+    numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert finals == {key: float(value) for key, value in numeric.items()}
+
+    events = [json.loads(line) for line in (trained.run_dir / "events.jsonl").read_text().splitlines()]
+    germinations = {
+        e["seed_id"]: str(e["epoch"]) for e in events if e["event"] == "seed_transition" and e["to_state"] == "training"
+    }
+    assert germinations == {"seed1_1": "5", "seed2_1": "7"}
+    tags = run.data.tags
+    assert {key: tags[key] for key in tags if key.startswith("kaslite.germination.")} == {
+        f"kaslite.germination.{seed}": epoch for seed, epoch in germinations.items()
+    }
+    assert tags["kaslite.phase"] == "2"
+    assert tags["kaslite.phase2_start_epoch"] == "4"
+    assert tags["kaslite.seed.seed1_1"] == tags["kaslite.seed.seed2_1"] == "active"
+    assert tags["kaslite.problem"] == "xor"
+    assert tags["kaslite.run_dir"] == str(trained.run_dir)
+
+    top = {artifact.path for artifact in client.list_artifacts(trained.run_id)}
+    assert top == {"config.yaml", "history.csv", "events.jsonl", "metrics.json", "tensorboard"}
+    (event_file,) = client.list_artifacts(trained.run_id, "tensorboard")
+    assert event_file.path.startswith("tensorboard/events.out.tfevents.")
+    local = client.download_artifacts(trained.run_id, "", str(tmp_path))
+    for name in ("config.yaml", "history.csv", "events.jsonl"):
+        assert (tmp_path / name).read_bytes() == (trained.run_dir / name).read_bytes(), name
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert local == str(tmp_path)
+
+    (model_output,) = run.outputs.model_outputs
+    assert tags["kaslite.model_id"] == model_output.model_id
+
+
+def test_registered_version_tags_and_staging_alias(trained):
+    client = trained.client()
+    metrics = trained.metrics()
+    (version,) = client.search_model_versions("name = 'kaslite'")
+    assert version.version == 1
+    assert version.run_id == trained.run_id
+    assert {k: v for k, v in version.tags.items() if not k.startswith("kaslite.")} == {
+        "val_acc": repr(metrics["val_acc"]),
+        "run_id": trained.run_id,
+        "problem": "xor",
+        "seeds_activated": str(metrics["seeds_activated"]),
+    }
+    assert client.get_model_version_by_alias("kaslite", "staging").version == 1
+    assert version.tags["kaslite.staging.previous_version"] == "none"
+    assert version.tags["kaslite.staging.assigned_by"] == "auto"
+    run_tags = client.get_run(trained.run_id).data.tags
+    assert (run_tags["kaslite.registered_version"], run_tags["kaslite.registered_alias"]) == ("1", "staging")
+
+
+def test_thresholds_decide_registration(store, monkeypatch):
+    use_tiny_data()
+    Path("work").mkdir()
+    monkeypatch.chdir("work")  # the default ./mlflow.db is not the store here
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # no --tracking-uri: the environment decides
+    settings = {"register_threshold": 1.0, "staging_threshold": 1.0}
+    summary = run_experiment(tiny_config(), ".", "strict", ["json", "mlflow"], quiet=True, tracker_settings=settings)
+    assert not Path("mlflow.db").exists()
+    client = MlflowClient(tracking_uri=store)
+    assert [run.info.run_name for run in kaslite_runs(client)] == ["strict"]
+    versions = client.search_model_versions("name = 'kaslite'")
+    assert len(versions) == (1 if summary.metrics["val_acc"] >= 1.0 else 0)
+
+    settings = {"register": False, "register_threshold": 0.0}
+    run_experiment(tiny_config(), ".", "off", ["json", "mlflow"], quiet=True, tracker_settings=settings)
+    assert len(client.search_model_versions("name = 'kaslite'")) == len(versions)
+    off = next(run for run in kaslite_runs(client) if run.info.run_name == "off")
+    assert "kaslite.registered_version" not in off.data.tags
+    assert len(off.outputs.model_outputs) == 1  # still logged, only not registered
+
+
+def test_sweep_trials_are_children_of_one_parent_per_sweep(store):
+    use_tiny_data()
+    settings = {"tracking_uri": store, "register": False, "experiment": "sweeps"}
+    summaries = {}
+    for sweep, trial in [("s1", "0"), ("s1", "1"), ("s2", "0")]:
+        labels = {"sweep_id": sweep, "trial": trial}
+        name = f"{sweep}-t{trial}"
+        summaries[name] = run_experiment(
+            tiny_config(seed=int(trial)), "out", name, ["mlflow"], quiet=True, tracker_settings=settings, labels=labels
+        )
+    client = MlflowClient(tracking_uri=store)
+    runs = kaslite_runs(client, "sweeps")
+    parents = {r.data.tags["kaslite.sweep_id"]: r for r in runs if r.data.tags.get("kaslite.sweep_parent") == "true"}
+    assert sorted(parents) == ["s1", "s2"]
+    assert parents["s1"].info.run_name == "sweep-s1"
+    children = {r.info.run_name: r for r in runs if "kaslite.sweep_parent" not in r.data.tags}
+    assert sorted(children) == ["s1-t0", "s1-t1", "s2-t0"]
+    for name, child in children.items():
+        sweep, trial = name.split("-t")
+        assert child.data.tags["mlflow.parentRunId"] == parents[sweep].info.run_id
+        assert (child.data.tags["kaslite.sweep_id"], child.data.tags["kaslite.trial"]) == (sweep, trial)
+        # Only the mlflow tracker ran: it wrote metrics.json itself.
+        path = client.download_artifacts(child.info.run_id, "metrics.json")
+        assert json.loads(Path(path).read_text()) == summaries[name].metrics
+
+
+class Killed(BaseException):
+    """Stands in for a kill: not an Exception, so no tracker group swallows it."""
+
+
+class KillAt(Tracker):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, record):
+        if record.epoch == self.epoch:
+            raise Killed
+
+
+class Sabotage(Tracker):
+    """Overwrites the SQLite store with zeros at one epoch: the store fails mid-run."""
+
+    def __init__(self, epoch, path):
+        self.epoch, self.path = epoch, path
+
+    def on_epoch_end(self, record):
+        if record.epoch == self.epoch:
+            with open(self.path, "r+b") as db:
+                db.write(b"\0" * 4096)
+
+
+def register_tracker(name, tracker):
+    class Plugin:
+        @kaslite.hookimpl
+        def kaslite_trackers(self):
+            return [TrackerSpec(name, lambda run: tracker)]
+
+    kaslite.get_plugin_manager().register(Plugin(), name=name)
+
+
+@pytest.mark.parametrize(
+    ("first", "hard_kill"),
+    [(["json", "kill", "mlflow"], False), (["json", "kill", "mlflow"], True), (["json", "kill"], False)],
+    ids=["same-run", "same-run-after-sigkill", "backfilled"],
+)
+def test_a_resumed_run_is_one_complete_mlflow_run(store, first, hard_kill, monkeypatch):
+    use_tiny_data()
+    register_tracker("kill", KillAt(3))
+    settings = {"tracking_uri": store, "register": False}
+    with monkeypatch.context() as patch:
+        if hard_kill:  # SIGKILL before the first flush: nothing is sent or closed
+            patch.setattr(mlflow_tracker.MlflowTracker, "close", lambda self: None)
+            patch.setattr(mlflow_tracker, "FLUSH_EVERY_S", 1e9)
+        with pytest.raises(Killed):
+            run_experiment(tiny_config(), "out", "resumable", first, quiet=True, tracker_settings=settings)
+    client = MlflowClient(tracking_uri=store)
+    if "mlflow" in first:
+        (interrupted,) = kaslite_runs(client)
+        assert interrupted.info.status == ("RUNNING" if hard_kill else "FAILED")
+        logged = [step for step, _ in metric_history(client, interrupted.info.run_id, "val_acc")]
+        assert logged == ([] if hard_kill else [1, 2])
+
+    resume_experiment("out/resumable", ["json", "mlflow"], quiet=True, tracker_settings=settings)
+    (run,) = kaslite_runs(client)
+    assert run.info.status == "FINISHED"
+    rows = history_rows(Path("out/resumable"))
+    assert len(rows) == 9
+    for key in EPOCH_METRICS:
+        assert metric_history(client, run.info.run_id, key) == [(int(r["epoch"]), float(r[key])) for r in rows]
+
+
+def test_a_store_failing_mid_run_costs_one_warning(store, caplog, monkeypatch):
+    monkeypatch.setattr(mlflow_tracker, "FLUSH_EVERY_S", 0.0)  # send every epoch: the failure shows at epoch 3
+    use_tiny_data()
+    register_tracker("sabotage", Sabotage(3, "mlflow.db"))
+    settings = {"tracking_uri": store}
+    with caplog.at_level(logging.WARNING):
+        summary = run_experiment(
+            tiny_config(), "out", "broken", ["json", "sabotage", "mlflow"], quiet=True, tracker_settings=settings
+        )
+    message = (
+        "tracker 'mlflow' failed in on_epoch_end and was detached; the run goes on "
+        f"(StoreError: the MLflow tracking store {store!r} failed: (sqlite3.DatabaseError) file is not a database)"
+    )
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("kaslite.train", f"kaslite: {message}")]
+    run_dir = summary.run_dir
+    warnings = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    warnings = [e for e in warnings if e["event"] == "warning" and e["kind"] == "tracker"]
+    assert warnings == [
+        {"event": "warning", "epoch": 3, "kind": "tracker", "message": message, "seed_id": None, "value": None}
+    ]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 9
+    assert len(history_rows(run_dir)) == 9
+
+
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_tracking_uri_costs_one_warning(env, tmp_path):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    args = ["run", *TINY, "--tracker", "console", "--tracker", "json", "--tracker", "mlflow", "--tracking-uri", uri]
+    proc = kaslite_cli(env, *args, "--output-dir", "out", "--run-name", "offline", cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    message = (
+        "tracker 'mlflow' failed in on_epoch_end and was detached; the run goes on "
+        f"(StoreError: cannot reach the MLflow tracking store {uri!r}: [Errno 111] Connection refused)"
+    )
+    assert proc.stderr.splitlines() == [f"kaslite: {message}"]
+    assert proc.stdout.splitlines().count(f"warning: {message}") == 1
+    assert proc.stdout.splitlines()[-1].startswith("offline: val_acc ")
+    run_dir = tmp_path / "out" / "offline"
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoint.pt", "config.yaml", "events.jsonl", "history.csv", "metrics.json", "model.pt",
+    ]  # fmt: skip
+    assert not (tmp_path / "mlflow.db").exists()
+    assert elapsed < 60  # no minutes of HTTP retries
