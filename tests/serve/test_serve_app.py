@@ -12,7 +12,7 @@ from kaslite.errors import PluginError
 from kaslite.hookspecs import ModelSourceSpec
 from kaslite_serve import ServerSettings, create_app
 from kaslite_serve.holder import ModelHolder
-from tests.serve.conftest import build_net
+from .conftest import build_net
 
 
 class InProcess:

@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from tests.serve.conftest import expected
+from .conftest import expected
 
 ROWS = [[0.5, -1.25], [2.0, 3.0], [-0.75, 0.0]]
 FLAT_ROWS = [value for row in ROWS for value in row]

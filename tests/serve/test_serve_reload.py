@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.serve.conftest import expected, save_net, serving, set_alias
+from .conftest import expected, save_net, serving, set_alias
 
 ROWS = [[0.5, -1.25], [2.0, 3.0]]
 TOKEN = {"Authorization": "Bearer s3cret"}
