@@ -12,6 +12,7 @@ from kaslite.errors import PluginError
 from kaslite.hookspecs import ModelSourceSpec
 from kaslite_serve import ServerSettings, create_app
 from kaslite_serve.holder import ModelHolder
+
 from .conftest import build_net
 
 
