@@ -94,6 +94,7 @@ class Trainer:
         self.net = build_net(cfg, self.data.input_dim, self.data.num_classes).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.trunk_parameters(), lr=cfg.train.lr)
         self.grown: list[str] = []  # seeds whose children joined the optimizer, in order
+        self.drift_warned: set[str] = set()  # seeds above drift_warn that were already warned about
         self.shuffle = torch.Generator().manual_seed(cfg.train.seed + 1)
         self.controller: Controller = self.controller_spec.factory(cfg.controller)
         self.probe = self.data.x_val[: cfg.train.probe_size]
@@ -124,6 +125,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "shuffle_rng": self.shuffle.get_state(),
             "controller": self.controller.state_dict(),
+            "drift_warned": sorted(self.drift_warned),
             "history": self.history,
             "events": self.events,
         }
@@ -146,6 +148,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.shuffle.set_state(state["shuffle_rng"])
         self.controller.load_state_dict(state["controller"])
+        self.drift_warned = set(state["drift_warned"])
         self.history = list(state["history"])
         self.events = list(state["events"])
         self.metric_history = [
@@ -252,10 +255,17 @@ class Trainer:
         for seed in self.net.seeds.values():
             if seed.state is SeedState.TRAINING and seed.measure_progress() >= self.config.seeds.progress_thresh:
                 self._transition(seed, seed.start_blending)
-            if seed.state in (SeedState.BLENDING, SeedState.ACTIVE) and seed.drift > self.config.seeds.drift_warn:
+            drifting = (
+                seed.state in (SeedState.BLENDING, SeedState.ACTIVE) and seed.drift > self.config.seeds.drift_warn
+            )
+            # Warn when a seed crosses the threshold, not on every epoch it stays above it.
+            if drifting and seed.seed_id not in self.drift_warned:
+                self.drift_warned.add(seed.seed_id)
                 message = f"{seed.seed_id} drift {seed.drift:.3f} is above drift_warn {self.config.seeds.drift_warn}"
                 warning = RunWarning(self.epoch, "drift", message, seed.seed_id, seed.drift)
                 self._emit_event("on_warning", warning)
+            elif not drifting:
+                self.drift_warned.discard(seed.seed_id)
 
     def _context(self) -> RunContext:
         base = self.base_context or RunContext(
