@@ -98,10 +98,9 @@ class MlflowTracker(Tracker):
     # -- the run ---------------------------------------------------------------
 
     def on_run_start(self, run: RunContext) -> None:
-        # kaslite-core tells every tracker about a detached one, including
-        # trackers whose on_run_start has not run yet (the json tracker fails
-        # on that and would lose the run's files). So a store that cannot be
-        # reached is reported at the next event, when every tracker has started.
+        # A store that cannot be reached is reported at the first epoch rather
+        # than here, so the run has begun (and its files exist) when the
+        # warning names this tracker as detached.
         try:
             self._start(run)
         except Exception as exc:
