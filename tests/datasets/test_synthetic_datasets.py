@@ -5,15 +5,16 @@ import pytest
 
 # name -> (number of classes with default params, native dimension)
 SYNTHETIC = {"spirals": (2, 2), "moons": (2, 2), "clusters": (2, 1), "spheres": (2, 2), "complex_moons": (2, 2)}
+DEFAULT_SAMPLES = {"spirals": 1000, "moons": 500, "clusters": 500, "spheres": 500, "complex_moons": 500}
 PADDED = ["spirals", "moons", "complex_moons"]  # native 2-D problems whose extra columns are noise
 
 
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 def test_default_output_shapes_dtypes_and_labels(generate, name):
     data = generate(name)
-    assert data.X.shape == (500, 2)
+    assert data.X.shape == (DEFAULT_SAMPLES[name], 2)
     assert data.X.dtype == np.float32
-    assert data.y.shape == (500,)
+    assert data.y.shape == (DEFAULT_SAMPLES[name],)
     assert data.y.dtype == np.int64
     assert data.num_classes == SYNTHETIC[name][0]
     assert set(data.y.tolist()) == set(range(data.num_classes))
@@ -46,7 +47,7 @@ def test_classes_are_balanced(generate, name, params, sizes):
 
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 def test_rows_are_shuffled(generate, name):
-    y = generate(name).y
+    y = generate(name, n_samples=500).y
     # Unshuffled output would hold one class in the whole first half.
     assert 50 < np.count_nonzero(y[:250] == 0) < 200
 
@@ -62,7 +63,7 @@ def test_extra_dimensions_are_gaussian_noise_of_std_noise(generate, name):
 
 @pytest.mark.parametrize("name", PADDED)
 def test_padding_is_zero_without_noise(generate, name):
-    data = generate(name, noise=0.0, input_dim=4)
+    data = generate(name, n_samples=500, noise=0.0, input_dim=4)
     assert data.X.shape == (500, 4)
     assert not data.X[:, 2:].any()
     assert data.X[:, :2].any()
@@ -71,17 +72,17 @@ def test_padding_is_zero_without_noise(generate, name):
 def test_spirals_without_noise_lie_on_two_arms_half_a_turn_apart(generate):
     data = generate("spirals", noise=0.0, rotations=2.0)
     radius = np.linalg.norm(data.X, axis=1)
-    assert radius.max() <= 4.0 + 1e-5  # 2 turns, radius grows by 2 per turn
-    assert radius.max() > 3.9
-    # On the arm, angle = pi * radius, plus pi for class 1.
-    angle = np.pi * radius + np.pi * data.y
+    assert radius.max() <= 4 * np.pi + 1e-5  # 2 turns, radius grows by 2*pi per turn
+    assert radius.max() > 3.9 * np.pi
+    # On the arm, the angle equals the radius, plus pi for class 1.
+    angle = radius + np.pi * data.y
     expected = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     assert np.allclose(data.X, expected, atol=1e-4)
 
 
 def test_spirals_rotations_sets_the_number_of_turns(generate):
     radius = np.linalg.norm(generate("spirals", noise=0.0, rotations=0.5).X, axis=1)
-    assert 0.95 < radius.max() <= 1.0 + 1e-5
+    assert 0.95 * np.pi < radius.max() <= np.pi + 1e-5
 
 
 def test_moons_without_noise_lie_on_their_half_circles(generate):

@@ -26,8 +26,6 @@ from kaslite_datasets.params import (
 if TYPE_CHECKING:
     import numpy as np
 
-# spirals: radius gained per turn; neighbouring arms of the two classes are half of it apart.
-SPIRAL_GROWTH = 2.0
 # Cluster centres are drawn uniformly from [-CENTER_BOX, CENTER_BOX]^input_dim, as sklearn's make_blobs does.
 CENTER_BOX = 10.0
 # complex_moons: class c's extra cluster sits just beyond the *other* class's moon, so neither class is one
@@ -80,12 +78,11 @@ def generate_spirals(params: SpiralsParams, seed: int) -> DataArrays:
     rng = np.random.default_rng(seed)
     parts = []
     for label, size in enumerate(_class_sizes(params.n_samples, 2)):
-        # Position along the arm, 0 at the centre, 1 at the tip; sqrt spreads points evenly along its length.
-        t = np.sqrt(rng.uniform(0.0, 1.0, size))
-        angle = t * params.rotations * 2 * math.pi + label * math.pi  # class 1 is class 0 turned half a turn
-        # The radius grows by SPIRAL_GROWTH per turn, so the two classes' arms stay 1 apart whatever
-        # `rotations` is, and `noise` means the same thing for every number of turns.
-        radius = t * params.rotations * SPIRAL_GROWTH
+        # The classic two spirals: the radius equals the angle turned (in radians), so it grows by 2*pi
+        # per turn and the two classes' arms stay pi apart whatever `rotations` is. sqrt spreads the
+        # points evenly along each arm's length.
+        radius = np.sqrt(rng.uniform(0.0, 1.0, size)) * params.rotations * 2 * math.pi
+        angle = radius + label * math.pi  # class 1 is class 0 turned half a turn
         points = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
         points = points + rng.normal(0.0, params.noise, points.shape)
         parts.append(_pad(rng, points, params.input_dim, params.noise))
