@@ -42,9 +42,9 @@ TASKS: dict[str, dict[str, Any]] = {
 ARMS = ["grown", "periodic", "never", "from-scratch", "static-wide"]
 # Per-task training budget: bigger batches where there is more data keep the bench within minutes.
 TRAIN: dict[str, dict[str, Any]] = {"spirals-hard": {"batch_size": 64}}
-# Per-task small trunk. On spirals-hard the default 16-wide stream is too narrow for the seeds to
-# rescue every seed (16×2 with 128-wide seeds: mean 0.891, one run at 0.538); 32×2 with 64-wide seeds
-# reaches 0.990 (min 0.975) and 32×3 with 48-wide seeds 0.995 (min 0.985), under 13k parameters.
+# Per-task small trunk. On spirals-hard the default 16-wide trunk is too narrow to grow reliably
+# (16×2 with 128-wide seeds: mean 0.891, one run at 0.538); 32×2 with 64-wide seeds reaches 0.990
+# (min 0.975) and 32×3 with 48-wide seeds 0.995 (min 0.985), both under 13k parameters.
 MODEL: dict[str, dict[str, Any]] = {
     "spirals-hard": {"hidden_dim": 32, "num_layers": 3, "blueprint_options": {"hidden": 48}},
 }
