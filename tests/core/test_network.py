@@ -37,7 +37,7 @@ def test_dormant_network_is_bitwise_the_trunk():
     assert torch.equal(net(x), trunk_only(net, x))
 
 
-def test_slot_output_is_x_plus_mean_of_seed_deltas():
+def test_slot_output_is_x_plus_the_sum_of_seed_deltas():
     net = make_net().eval()
     a, b = net.seeds["seed1_1"], net.seeds["seed1_2"]
     for seed in (a, b):
@@ -46,7 +46,7 @@ def test_slot_output_is_x_plus_mean_of_seed_deltas():
         seed.advance_blend()  # alpha 0.5
     x = torch.randn(6, 8)
     with torch.no_grad():
-        expected = x + ((0.5 * (a.child(x) - x)) + (0.5 * (b.child(x) - x))) / 2
+        expected = x + (0.5 * (a.child(x) - x)) + (0.5 * (b.child(x) - x))
         assert torch.allclose(net.slots[0](x), expected)
 
 
@@ -81,13 +81,19 @@ def test_model_file_round_trip_with_weights_only(tmp_path):
     while not seed.advance_blend():
         pass
     seed.activate()
-    net.seeds["seed2_1"].germinate()
-    net.seeds["seed2_1"](torch.randn(4, 8))  # a training seed with a reservoir
+    training = net.seeds["seed2_1"]
+    training.germinate()
+    net.train()(torch.randn(4, 3))
+    training.observe()  # a training seed with a reservoir
+    training.shadow_step()
     path = save_model(net, tmp_path / "model.pt", {"val_acc": 0.9, "tags": ["a"]})
 
     raw = torch.load(path, weights_only=True)
     assert raw["seeds"]["seed1_2"] == {"state": "active", "alpha": 1.0}
-    assert raw["architecture"]["blueprint"] == "mlp"
+    assert raw["builder"]["factory"] == "kaslite.nn.network:MorphogeneticNet.from_architecture"
+    assert raw["builder"]["kwargs"]["architecture"]["blueprint"] == "mlp"
+    # Nothing of training: no reservoir, no shadow optimizer, no health estimate.
+    assert not [key for key in raw["state_dict"] if "reservoir" in key or "shadow" in key or "health" in key]
 
     rng_before = torch.get_rng_state()
     loaded = load_model(path)

@@ -13,7 +13,15 @@ DIM = 8
 
 def make_seed(**config) -> SentinelSeed:
     torch.manual_seed(0)
-    return SentinelSeed("seed1_1", 1, DIM, mlp(DIM, 16), SeedConfig(**{"blend_steps": 4, "buffer_size": 32, **config}))
+    config = SeedConfig(**{"blend_steps": 4, "buffer_size": 32, **config})
+    return SentinelSeed(DIM, mlp(DIM, 16), config, seed_id="seed1_1", layer=1)
+
+
+def step(seed: SentinelSeed, x: torch.Tensor) -> torch.Tensor:
+    """One training batch through the seed, then what the growth driver does after the optimizer step."""
+    out = seed(x)
+    seed.observe()
+    return out
 
 
 def batch(n: int = 10) -> torch.Tensor:
@@ -23,18 +31,30 @@ def batch(n: int = 10) -> torch.Tensor:
 def test_dormant_is_the_identity_and_stores_no_batches():
     seed = make_seed().train()
     x = batch()
-    assert seed(x) is x
+    assert step(seed, x) is x
     assert seed.reservoir().shape == (0, DIM)
-    assert [name for name, _ in seed.named_buffers()] == ["health_var"]
+    assert seed.reservoir_data is None
     assert seed.health_var.shape == (DIM,)
+
+
+def test_the_state_dict_holds_what_inference_needs_and_nothing_of_training():
+    seed = make_seed().train()
+    seed.germinate()
+    step(seed, batch())
+    seed.shadow_step()
+    children = {f"child.{name}" for name, _ in seed.child.state_dict().items()}
+    assert set(seed.state_dict()) == {"blend_alpha", "lifecycle_code", "blend_steps_done"} | children
+    # The training state is in buffers all the same, so .to() moves it.
+    buffers = {name for name, _ in seed.named_buffers()}
+    assert {"health_var", "reservoir_data", "shadow_exp_avg_0", "shadow_exp_avg_sq_0"} <= buffers
 
 
 def test_health_is_the_running_activation_variance():
     seed = make_seed(health_momentum=0.5, health_every=1).train()
     first, second = batch(), batch() * 3
-    seed(first)
+    step(seed, first)
     assert torch.equal(seed.health_var, first.var(dim=0, unbiased=False))
-    seed(second)
+    step(seed, second)
     expected = first.var(dim=0, unbiased=False).lerp(second.var(dim=0, unbiased=False), 0.5)
     assert torch.allclose(seed.health_var, expected)
     assert seed.health == pytest.approx(float(expected.mean()))
@@ -44,7 +64,7 @@ def test_health_samples_one_batch_in_health_every():
     seed = make_seed(health_momentum=0.5, health_every=3).train()
     batches = [batch() * (i + 1) for i in range(4)]
     for x in batches:
-        seed(x)
+        step(seed, x)
     assert seed.health_batches == 2  # batches 1 and 4
     expected = batches[0].var(dim=0, unbiased=False).lerp(batches[3].var(dim=0, unbiased=False), 0.5)
     assert torch.allclose(seed.health_var, expected)
@@ -52,7 +72,7 @@ def test_health_samples_one_batch_in_health_every():
 
 def test_eval_mode_does_not_touch_health():
     seed = make_seed().eval()
-    seed(batch())
+    step(seed, batch())
     assert seed.health_batches == 0 and seed.health == 0.0
 
 
@@ -61,7 +81,7 @@ def test_full_lifecycle_alpha_and_continuity():
     x = batch()
     seed.germinate()
     assert seed.state is SeedState.TRAINING and seed.alpha == 0.0
-    assert seed(x) is x  # shadow training never touches the trunk's output
+    assert step(seed, x) is x  # shadow training never touches the trunk's output
     assert seed.reservoir().shape == (10, DIM)
     seed.start_blending()
     assert seed.state is SeedState.BLENDING and seed.alpha == 0.0
@@ -101,8 +121,8 @@ def test_activation_before_alpha_reaches_one_is_refused():
 )
 def test_every_invalid_transition_is_a_clear_error(start, target):
     seed = make_seed()
-    seed.state = start
-    seed.blend_step = seed.config.blend_steps  # so only the lifecycle rule can refuse
+    seed._set_state(start)
+    seed._blend_step = seed.config.blend_steps  # so only the lifecycle rule can refuse
     action = {
         SeedState.TRAINING: seed.germinate,
         SeedState.BLENDING: seed.start_blending,
@@ -125,7 +145,7 @@ def test_cull_returns_to_identity(state):
             seed.activate()
     seed.cull()
     x = batch()
-    assert seed.state is SeedState.CULLED and seed.alpha == 0.0 and seed(x) is x
+    assert seed.state is SeedState.CULLED and seed.alpha == 0.0 and step(seed, x) is x
     assert seed.reservoir().shape == (0, DIM)
 
 
@@ -133,8 +153,8 @@ def test_reservoir_keeps_the_most_recent_rows():
     seed = make_seed(buffer_size=5).train()
     seed.germinate()
     rows = torch.arange(8 * DIM, dtype=torch.float32).reshape(8, DIM)
-    seed(rows[:3])
-    seed(rows[3:])
+    step(seed, rows[:3])
+    step(seed, rows[3:])
     kept = {tuple(r.tolist()) for r in seed.reservoir()}
     assert kept == {tuple(r.tolist()) for r in rows[3:]}
 
@@ -142,7 +162,7 @@ def test_reservoir_keeps_the_most_recent_rows():
 def test_shadow_training_raises_progress_and_leaves_no_gradients():
     seed = make_seed(shadow_lr=1e-2, buffer_size=256).train()
     seed.germinate()
-    seed(torch.relu(torch.randn(256, DIM, generator=torch.Generator().manual_seed(3))))
+    step(seed, torch.relu(torch.randn(256, DIM, generator=torch.Generator().manual_seed(3))))
     before = seed.measure_progress()
     for _ in range(300):
         seed.shadow_step(64)
@@ -158,7 +178,7 @@ def test_drift_is_relative_change_of_the_output():
     seed.start_blending()
     seed.advance_blend()
     x = batch()
-    y = seed(x).detach()
+    y = step(seed, x).detach()
     expected = float(((y - x).norm(dim=1) / x.norm(dim=1)).mean())
     assert seed.drift == pytest.approx(expected, rel=1e-6)
 
@@ -177,7 +197,7 @@ def test_the_original_jump_at_the_end_of_blending_would_be_caught():
     child = nn.Linear(DIM, DIM)
     nn.init.eye_(child.weight)
     nn.init.zeros_(child.bias)  # child ≈ identity, as after shadow training
-    seed = OriginalActiveSeed("seed1_1", 1, DIM, child, SeedConfig(blend_steps=2))
+    seed = OriginalActiveSeed(DIM, child, SeedConfig(blend_steps=2), seed_id="seed1_1")
     seed.germinate()
     seed.start_blending()
     while not seed.advance_blend():

@@ -44,22 +44,6 @@ def test_every_transition_preserves_the_function(tmp_path):
     assert {s.state.value for s in trainer.net.seeds.values()} == {"active"}
 
 
-def test_germination_keeps_existing_optimizer_state_bitwise(tmp_path):
-    trainer = Trainer(tiny_config(), tmp_path)
-    trainer._setup()
-    for _ in range(2):
-        trainer._train_epoch()
-    before = copy.deepcopy(trainer.optimizer.state_dict())
-    trainer._germinate(trainer.net.seeds["seed1_1"])
-    after = trainer.optimizer.state_dict()
-    assert len(after["param_groups"]) == len(before["param_groups"]) + 1
-    assert after["param_groups"][0] == before["param_groups"][0]
-    assert before["state"].keys() == after["state"].keys()
-    for index, state in before["state"].items():
-        for key, value in state.items():
-            assert torch.equal(after["state"][index][key], value), (index, key)
-
-
 def test_phase_two_freezes_the_hidden_trunk_only(tmp_path):
     trainer = Trainer(tiny_config(), tmp_path)
     trainer.run()

@@ -1,10 +1,13 @@
 """kaslite: grow neural networks while they train.
 
 Importing ``kaslite`` is cheap (no torch): the engine lives in ``kaslite.nn``,
-``kaslite.control`` and ``kaslite.train``, imported when used.
+``kaslite.control`` and ``kaslite.train``, imported when first used, and
+``kaslite.Grower``, ``kaslite.fit``, ``kaslite.save_model`` and
+``kaslite.load_model`` load it on first access.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from kaslite.hookspecs import hookimpl
 from kaslite.plugins import get_plugin_manager, reset_plugin_manager
@@ -14,4 +17,20 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "get_plugin_manager", "hookimpl", "reset_plugin_manager"]
+# Public names that need torch, and the module each lives in.
+_LAZY = {
+    "Grower": "kaslite.train.grower",
+    "fit": "kaslite.train.fit",
+    "load_model": "kaslite.models.files",
+    "save_model": "kaslite.models.files",
+}
+
+__all__ = ["Grower", "__version__", "fit", "get_plugin_manager", "hookimpl", "load_model", "reset_plugin_manager", "save_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kaslite' has no attribute {name!r}")

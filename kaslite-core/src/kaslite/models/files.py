@@ -1,9 +1,19 @@
-"""``save_model`` / ``load_model``: architecture + state_dict + seed states in one file.
+"""``save_model`` / ``load_model``: how to rebuild a network + its state_dict + seed states in one file.
 
 The file holds only tensors and plain containers, so ``torch.load(path,
-weights_only=True)`` reads it: serving a model never unpickles code.
+weights_only=True)`` reads it: serving a model never unpickles code. It holds
+what inference needs and nothing of training: a seed's reservoir and shadow
+optimizer live in the trainer's checkpoint only.
+
+A file can rebuild its network when the network says how: a
+:class:`~kaslite.nn.MorphogeneticNet` (or any module with ``architecture()``
+and a ``from_architecture`` classmethod) records that itself; any other
+module records an importable ``factory="package.module:function"`` with plain
+keyword arguments. Without either, load into a module you build yourself:
+``load_model(path, model=MyNet())``.
 """
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +22,10 @@ import attrs
 from kaslite.errors import KasliteError
 
 if TYPE_CHECKING:
-    from kaslite.nn.network import MorphogeneticNet
+    from torch import nn
 
 FORMAT = "kaslite-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ModelFileError(KasliteError):
@@ -26,24 +36,62 @@ class ModelFileError(KasliteError):
 class LoadedModel:
     """A network ready for inference, with where it came from."""
 
-    net: "MorphogeneticNet"
+    net: "nn.Module"
     metadata: dict[str, Any]
     uri: str
     version: str | None = None
 
 
-def save_model(net: "MorphogeneticNet", path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``net`` to ``path`` atomically; ``metadata`` must be plain data (str, numbers, lists, dicts)."""
+def unwrap(model: "nn.Module") -> "nn.Module":
+    """The module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if inner is None or not hasattr(inner, "state_dict"):
+            return model
+        model = inner
+
+
+def _builder(model: "nn.Module", factory: str | None, factory_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+    if factory is not None:
+        if factory.count(":") != 1:
+            raise ModelFileError(f"factory {factory!r} must look like 'package.module:callable'")
+        return {"factory": factory, "kwargs": dict(factory_kwargs or {})}
+    cls = type(model)
+    if callable(getattr(model, "architecture", None)) and callable(getattr(cls, "from_architecture", None)):
+        return {
+            "factory": f"{cls.__module__}:{cls.__qualname__}.from_architecture",
+            "kwargs": {"architecture": model.architecture()},  # type: ignore[operator]
+        }
+    return None
+
+
+def save_model(
+    model: "nn.Module",
+    path: str | Path,
+    metadata: dict[str, Any] | None = None,
+    *,
+    factory: str | None = None,
+    factory_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` to ``path`` atomically.
+
+    ``metadata`` must be plain data (str, numbers, lists, dicts). ``factory``
+    (``"package.module:callable"``, called with ``factory_kwargs``) is how
+    :func:`load_model` rebuilds a module that cannot describe itself.
+    """
     import torch
 
+    from kaslite.train.grower import find_seeds
+
+    model = unwrap(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": net.architecture(),
-        "state_dict": net.state_dict(),
-        "seeds": {sid: {"state": seed.state.value, "alpha": seed.alpha} for sid, seed in net.seeds.items()},
+        "builder": _builder(model, factory, factory_kwargs),
+        "state_dict": model.state_dict(),
+        "seeds": {seed.seed_id: {"state": seed.state.value, "alpha": seed.alpha} for seed in find_seeds(model)},
         "metadata": dict(metadata or {}),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -65,20 +113,60 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"model file {str(path)!r} is not readable: {str(exc).splitlines()[0]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{str(path)!r} is not a kaslite model file")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{str(path)!r} was written by a newer kaslite (format {payload['format_version']})")
+    version = payload.get("format_version", 0)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{str(path)!r} was written by a newer kaslite (format {version})")
+    if version < FORMAT_VERSION:
+        raise ModelFileError(
+            f"{str(path)!r} is in model format {version}, which this kaslite no longer reads; "
+            f"retrain, or load it with the kaslite that wrote it and save it again"
+        )
     return payload
 
 
-def load_model(path: str | Path) -> "MorphogeneticNet":
-    """Rebuild the network saved at ``path``, in eval mode; ``net.metadata`` holds its metadata."""
+def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
+    from torch import nn
+
+    module_name, _, qualname = builder["factory"].partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ModelFileError(
+            f"model file {str(path)!r} is rebuilt by {builder['factory']!r}, which cannot be imported here "
+            f"({type(exc).__name__}: {exc}); install the package that defines it"
+        ) from None
+    model = target(**builder["kwargs"])
+    if not isinstance(model, nn.Module):
+        raise ModelFileError(f"{builder['factory']!r} built {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def load_model(path: str | Path, model: "nn.Module | None" = None) -> "nn.Module":
+    """The network saved at ``path``, in eval mode; ``.metadata`` holds its metadata.
+
+    ``model``: load into this module (built the way the saved one was) instead
+    of rebuilding it from the file's recipe.
+    """
     import torch
 
-    from kaslite.nn.network import MorphogeneticNet
-
     payload = read_model_file(path)
-    with torch.random.fork_rng(devices=[]):  # building the net must not move the caller's RNG
-        net = MorphogeneticNet.from_architecture(payload["architecture"])
-    net.load_state_dict(payload["state_dict"])
-    net.metadata = dict(payload.get("metadata", {}))
-    return net.eval()
+    if model is None:
+        builder = payload.get("builder")
+        if builder is None:
+            raise ModelFileError(
+                f"model file {str(path)!r} does not say how to rebuild its network; build it yourself and pass "
+                "it: load_model(path, model=MyNet(...)), or save with factory='package.module:function'"
+            )
+        with torch.random.fork_rng(devices=[]):  # building the net must not move the caller's RNG
+            model = _call_factory(Path(path), builder)
+    target = unwrap(model)
+    try:
+        target.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelFileError(
+            f"model file {str(path)!r} does not fit {type(target).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    target.metadata = dict(payload.get("metadata", {}))
+    return model.eval()

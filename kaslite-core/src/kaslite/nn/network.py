@@ -13,7 +13,11 @@ from kaslite.structure import structure, unstructure
 
 
 class SeedSlot(nn.Module):
-    """The seeds after one hidden block. Output: x plus the mean of their deltas."""
+    """The seeds after one hidden block. Output: x plus the sum of their deltas.
+
+    A sum, not a mean, so each seed's α and drift are what it really adds:
+    an active seed contributes its whole ``child(x) − x``.
+    """
 
     def __init__(self, seeds: list[SentinelSeed]) -> None:
         super().__init__()
@@ -28,7 +32,7 @@ class SeedSlot(nn.Module):
                 total = change if total is None else total + change
         if total is None:  # every seed is an identity: return x itself, bit for bit
             return x
-        return x + total / len(self.seeds)
+        return x + total
 
 
 class MorphogeneticNet(nn.Module):
@@ -68,11 +72,11 @@ class MorphogeneticNet(nn.Module):
             SeedSlot(
                 [
                     SentinelSeed(
-                        f"seed{layer}_{j}",
-                        layer,
                         hidden_dim,
                         build_child(spec, hidden_dim, self.blueprint_options),
                         self.seed_config,
+                        seed_id=f"seed{layer}_{j}",
+                        layer=layer,
                     )
                     for j in range(1, seeds_per_layer + 1)
                 ]

@@ -3,10 +3,26 @@
 A seed's output is always ``y = x + α·(child(x) − x)``. α is 0 while dormant
 and shadow-training, grows by ``1/blend_steps`` per optimizer step while
 blending and is exactly 1.0 when active, so every transition is continuous by
-construction. Where α is 0 the seed returns ``x`` itself: a bitwise identity.
+construction. Where the child is not in use the seed returns ``x`` itself: a
+bitwise identity.
+
+``forward`` does nothing but that formula, and keeps a reference to the batch
+it saw in training mode. Everything that learns from activations (health,
+the reservoir, shadow training, drift) happens in :meth:`SentinelSeed.observe`
+and :meth:`SentinelSeed.shadow_step`, which the growth driver
+(:class:`kaslite.Grower`) calls after each optimizer step, outside ``forward``:
+so ``forward`` has no Python counters for ``torch.compile`` to guard on, no
+``.item()``, and no second backward through a DDP-wrapped module.
+
+State a model file needs (lifecycle, α, blend step) lives in persistent
+buffers; training-only state (health, reservoir, the shadow optimizer's
+moments) lives in non-persistent buffers, so ``.to()`` moves all of it and
+``state_dict()`` carries only what inference needs. :meth:`training_state`
+hands the rest to the growth driver's checkpoint.
 """
 
 import enum
+import math
 from typing import Any
 
 import torch
@@ -33,70 +49,116 @@ ALLOWED_TRANSITIONS: dict[SeedState, frozenset[SeedState]] = {
     SeedState.ACTIVE: frozenset({SeedState.CULLED}),
     SeedState.CULLED: frozenset(),
 }
+# The lifecycle buffer stores a state as its index here.
+STATE_CODES: tuple[SeedState, ...] = tuple(SeedState)
+# The states in which the child takes part in the output.
+CHILD_IN_USE = frozenset({SeedState.BLENDING, SeedState.ACTIVE})
+
+# The shadow optimizer is Adam with torch's defaults, its moments kept in buffers.
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
 
 class SeedLifecycleError(KasliteError):
     """A transition the lifecycle does not allow (e.g. dormant → active)."""
 
 
+def feature_axis(ndim: int) -> int:
+    """Where features live: channels (axis 1) of ``(B, C, *spatial)`` maps, else the last axis."""
+    return 1 if ndim >= 4 else ndim - 1
+
+
+def per_feature(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``x`` as ``(rows, features)``: every position of every sample is a row."""
+    return x.movedim(axis, -1).reshape(-1, x.shape[axis])
+
+
 class SentinelSeed(nn.Module):
-    """A dormant slot that can grow ``child`` into the trunk without disturbing it."""
+    """A dormant slot that can grow ``child`` into the trunk without disturbing it.
 
+    ``dim`` is the number of features (or channels) of the activation at the
+    slot, which may be ``(B, dim)``, ``(B, T, dim)`` or ``(B, dim, H, W)``.
+    Without ``child`` the seed builds one with ``blueprint`` (``mlp`` by
+    default; ``conv`` for feature maps). ``seed_id`` defaults to the seed's
+    attribute path inside the model the growth driver is given.
+    """
+
+    blend_alpha: torch.Tensor
+    lifecycle_code: torch.Tensor
+    blend_steps_done: torch.Tensor
     health_var: torch.Tensor
+    reservoir_data: torch.Tensor | None
 
-    def __init__(self, seed_id: str, layer: int, dim: int, child: nn.Module, config: SeedConfig) -> None:
+    def __init__(
+        self,
+        dim: int,
+        child: nn.Module | None = None,
+        config: SeedConfig | None = None,
+        *,
+        blueprint: str = "mlp",
+        blueprint_options: dict[str, Any] | None = None,
+        seed_id: str = "",
+        layer: int = 0,
+    ) -> None:
         super().__init__()
+        if child is None:
+            from kaslite.nn.blueprints import build_child
+            from kaslite.plugins import get_blueprint
+
+            child = build_child(get_blueprint(blueprint), dim, dict(blueprint_options or {}))
         self.seed_id = seed_id
         self.layer = layer
         self.dim = dim
         self.child = child
-        self.config = config
-        self.state = SeedState.DORMANT
-        self.blend_step = 0
+        self.config = config or SeedConfig()
+        # What a model file needs: persistent.
+        self.register_buffer("blend_alpha", torch.zeros(()))
+        self.register_buffer("lifecycle_code", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("blend_steps_done", torch.zeros((), dtype=torch.int64))
+        # Training only: non-persistent, so state_dict() leaves them out and .to() moves them.
+        self.register_buffer("health_var", torch.zeros(dim), persistent=False)
+        self.register_buffer("reservoir_data", None, persistent=False)
+        # Python mirrors of the buffers above, read on every forward without touching a tensor.
+        self._state = SeedState.DORMANT
+        self._child_in_use = False
+        self._blend_step = 0
         self.progress = 0.0
         self.drift = 0.0
-        # Health: running per-feature variance of the activations at this slot.
-        self.register_buffer("health_var", torch.zeros(dim))
         self.health_batches = 0
-        self._batches_seen = 0
-        # Shadow-training state; allocated at germination, released at blending.
-        self._reservoir: torch.Tensor | None = None
+        self._observed = 0
         self._reservoir_next = 0
         self._reservoir_filled = 0
-        self._shadow_optimizer: torch.optim.Adam | None = None
+        self._shadow_steps = 0
+        self._shadow_moments: list[tuple[str, str]] = []
+        self._batch_size = 1  # of the last observed batch: shadow steps use batches as big
+        # The last training batch forward saw (and the seed's output on it), for observe().
+        self._seen: torch.Tensor | None = None
+        self._seen_out: torch.Tensor | None = None
 
     # -- what the trunk sees -------------------------------------------------
 
     @property
-    def alpha(self) -> float:
-        """The blend weight: 0 until blending, ``blend_step/blend_steps`` while blending, 1.0 active."""
-        if self.state is SeedState.BLENDING:
-            return self.blend_step / self.config.blend_steps
-        return 1.0 if self.state is SeedState.ACTIVE else 0.0
+    def state(self) -> SeedState:
+        return self._state
+
+    @property
+    def blend_step(self) -> int:
+        return self._blend_step
 
     @property
     def health(self) -> float:
         """Mean running activation variance at the slot; low means a bottleneck."""
-        return float(self.health_var.mean())
+        return float(self.health_var.float().mean())
 
     def delta(self, x: torch.Tensor) -> torch.Tensor | None:
         """``α·(child(x) − x)``, or None where the seed is an exact identity."""
-        state = self.state
-        if self.training and state is not SeedState.CULLED:
-            self._observe_health(x)  # the health signal stays live after germination too
-        if state is SeedState.DORMANT:
-            return None
-        if state is SeedState.TRAINING:
-            if self.training:
-                self._remember(x)
-            return None
-        alpha = self.alpha
-        if alpha == 0.0:  # culled, or blending at step 0
-            return None
-        change: torch.Tensor = alpha * (self.child(x) - x)
         if self.training:
-            with torch.no_grad():
-                self.drift = float((change.norm(dim=1) / x.norm(dim=1).clamp_min(1e-12)).mean())
+            self._seen = x
+        if not self._child_in_use:
+            return None
+        change: torch.Tensor = self.blend_alpha * (self.child(x) - x)
+        if self.training:
+            self._seen_out = change
         return change
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,103 +169,172 @@ class SentinelSeed(nn.Module):
     # -- lifecycle -----------------------------------------------------------
 
     def _move_to(self, target: SeedState) -> None:
-        if target not in ALLOWED_TRANSITIONS[self.state]:
-            allowed = ", ".join(sorted(s.value for s in ALLOWED_TRANSITIONS[self.state])) or "nothing (final)"
+        if target not in ALLOWED_TRANSITIONS[self._state]:
+            allowed = ", ".join(sorted(s.value for s in ALLOWED_TRANSITIONS[self._state])) or "nothing (final)"
             raise SeedLifecycleError(
-                f"{self.seed_id}: cannot go from {self.state.value} to {target.value}; "
-                f"allowed from {self.state.value}: {allowed}"
+                f"{self.seed_id}: cannot go from {self._state.value} to {target.value}; "
+                f"allowed from {self._state.value}: {allowed}"
             )
-        self.state = target
+        self._set_state(target)
+
+    def _set_state(self, state: SeedState) -> None:
+        self._state = state
+        self._child_in_use = state in CHILD_IN_USE
+        self.lifecycle_code.fill_(STATE_CODES.index(state))
+
+    def _set_blend_step(self, step: int) -> None:
+        self._blend_step = step
+        self.blend_steps_done.fill_(step)
+        self.blend_alpha.fill_(self.alpha)
+
+    @property
+    def alpha(self) -> float:
+        """α as a Python number: 0 until blending, ``blend_step/blend_steps`` while blending, 1.0 active."""
+        if self._state is SeedState.BLENDING:
+            return self._blend_step / self.config.blend_steps
+        return 1.0 if self._state is SeedState.ACTIVE else 0.0
 
     def germinate(self) -> None:
         """dormant → training: start shadow-training the child on this slot's activations."""
         self._move_to(SeedState.TRAINING)
-        self._reservoir = torch.empty(self.config.buffer_size, self.dim, device=self.health_var.device)
-        self._reservoir_next = 0
-        self._reservoir_filled = 0
-        self._shadow_optimizer = torch.optim.Adam(self.child.parameters(), lr=self.config.shadow_lr)
+        self._release_shadow_state()
+        self._allocate_moments()
         self.progress = 0.0
 
     def start_blending(self) -> None:
         """training → blending: α starts ramping from 0."""
         self._move_to(SeedState.BLENDING)
-        self.blend_step = 0
+        self._set_blend_step(0)
         self._release_shadow_state()
 
     def advance_blend(self) -> bool:
         """One optimizer step of blending; True once α has reached exactly 1.0."""
-        if self.state is not SeedState.BLENDING:
-            raise SeedLifecycleError(f"{self.seed_id}: advance_blend needs state blending, not {self.state.value}")
-        self.blend_step = min(self.blend_step + 1, self.config.blend_steps)
-        return self.blend_step == self.config.blend_steps
+        if self._state is not SeedState.BLENDING:
+            raise SeedLifecycleError(f"{self.seed_id}: advance_blend needs state blending, not {self._state.value}")
+        self._set_blend_step(min(self._blend_step + 1, self.config.blend_steps))
+        return self._blend_step == self.config.blend_steps
 
     def activate(self) -> None:
         """blending → active; only once α is 1.0, so the output does not move."""
-        if self.state is SeedState.BLENDING and self.blend_step != self.config.blend_steps:
+        if self._state is SeedState.BLENDING and self._blend_step != self.config.blend_steps:
             raise SeedLifecycleError(
                 f"{self.seed_id}: cannot activate at alpha {self.alpha:.3f}; blending must reach 1.0 first"
             )
         self._move_to(SeedState.ACTIVE)
+        self._set_blend_step(self.config.blend_steps)
 
     def cull(self) -> None:
         """Any non-dormant state → culled: the seed is an identity again, for good."""
         self._move_to(SeedState.CULLED)
-        self.blend_step = 0
+        self._set_blend_step(0)
         self._release_shadow_state()
 
-    # -- health and shadow training -------------------------------------------
-
-    def _observe_health(self, x: torch.Tensor) -> None:
-        # Called on every training batch of every seed, so it samples one
-        # batch in `health_every` and uses detach() rather than a no_grad context:
-        # dormant seeds must cost almost nothing (bench/overhead.py).
-        self._batches_seen += 1
-        if x.shape[0] < 2 or (self._batches_seen - 1) % self.config.health_every:
-            return
-        var = x.detach().var(dim=0, unbiased=False)
-        if self.health_batches == 0:
-            self.health_var.copy_(var)
-        else:
-            self.health_var.lerp_(var, self.config.health_momentum)
-        self.health_batches += 1
+    # -- observation: health, reservoir, drift -------------------------------
 
     @torch.no_grad()
+    def observe(self) -> None:
+        """Learn from the last training batch forward saw: the reservoir, and (one batch in
+        ``health_every``) the health signal and drift. The growth driver calls it after each step."""
+        x, change = self._seen, self._seen_out
+        self._seen = self._seen_out = None
+        if x is None or self._state is SeedState.CULLED:
+            return
+        x = x.detach()
+        self._batch_size = x.shape[0]
+        if self._state is SeedState.TRAINING:
+            self._remember(x)
+        self._observed += 1
+        if (self._observed - 1) % self.config.health_every:
+            return
+        rows = per_feature(x, feature_axis(x.ndim))
+        if rows.shape[0] < 2:
+            return
+        var = rows.var(dim=0, unbiased=False).to(self.health_var.dtype)
+        weight = 1.0 if self.health_batches == 0 else self.config.health_momentum
+        self.health_var.lerp_(var, weight)
+        self.health_batches += 1
+        if change is not None:
+            moved = change.detach().flatten(1).float().norm(dim=1)
+            self.drift = float((moved / x.flatten(1).float().norm(dim=1).clamp_min(1e-12)).mean())
+
     def _remember(self, x: torch.Tensor) -> None:
-        """Keep the most recent ``buffer_size`` training rows in a ring buffer."""
-        assert self._reservoir is not None
-        rows = x.detach()[-self.config.buffer_size :]
+        """Keep the most recent ``buffer_size`` training samples in a ring buffer."""
         size = self.config.buffer_size
-        start = self._reservoir_next
-        end = start + rows.shape[0]
+        rows = x[-size:].to(self._child_dtype())
+        if self.reservoir_data is None or self.reservoir_data.shape[1:] != rows.shape[1:]:
+            self.reservoir_data = rows.new_empty((size, *rows.shape[1:]))
+            self._reservoir_next = self._reservoir_filled = 0
+        start, end = self._reservoir_next, self._reservoir_next + rows.shape[0]
         if end <= size:
-            self._reservoir[start:end] = rows
+            self.reservoir_data[start:end] = rows
         else:
             split = size - start
-            self._reservoir[start:] = rows[:split]
-            self._reservoir[: end - size] = rows[split:]
+            self.reservoir_data[start:] = rows[:split]
+            self.reservoir_data[: end - size] = rows[split:]
         self._reservoir_next = end % size
         self._reservoir_filled = min(size, self._reservoir_filled + rows.shape[0])
 
     def reservoir(self) -> torch.Tensor:
         """The activations remembered so far (empty before germination)."""
-        if self._reservoir is None:
-            return torch.empty(0, self.dim)
-        return self._reservoir[: self._reservoir_filled]
+        if self.reservoir_data is None:
+            return self.health_var.new_empty((0, self.dim))
+        return self.reservoir_data[: self._reservoir_filled]
 
-    def shadow_step(self, batch_size: int) -> float | None:
-        """One Adam step of reconstruction on a random batch of the reservoir; the loss."""
-        if self.state is not SeedState.TRAINING or self._reservoir_filled == 0:
+    def _child_dtype(self) -> torch.dtype:
+        floating = [p.dtype for p in self.child.parameters() if p.is_floating_point()]
+        return floating[0] if floating else self.health_var.dtype
+
+    # -- shadow training ------------------------------------------------------
+
+    def _allocate_moments(self) -> None:
+        self._shadow_moments = []
+        for index, param in enumerate(self.child.parameters()):
+            names = (f"shadow_exp_avg_{index}", f"shadow_exp_avg_sq_{index}")
+            for name in names:
+                self.register_buffer(name, torch.zeros_like(param), persistent=False)
+            self._shadow_moments.append(names)
+        self._shadow_steps = 0
+
+    def _release_shadow_state(self) -> None:
+        for names in self._shadow_moments:
+            for name in names:
+                delattr(self, name)
+        self._shadow_moments = []
+        self._shadow_steps = 0
+        self.reservoir_data = None
+        self._reservoir_next = self._reservoir_filled = 0
+
+    def shadow_step(self, batch_size: int | None = None) -> float | None:
+        """One Adam step (lr ``shadow_lr``) of reconstruction on a random reservoir batch; the loss.
+
+        The batch is as big as the last training batch unless ``batch_size`` says otherwise.
+        Gradients come from ``torch.autograd.grad`` on the child alone: nothing
+        reaches ``.grad`` (which the task optimizer reads) or a DDP reducer.
+        """
+        if self._state is not SeedState.TRAINING or self._reservoir_filled == 0:
             return None
-        assert self._shadow_optimizer is not None and self._reservoir is not None
-        index = torch.randint(self._reservoir_filled, (min(batch_size, self._reservoir_filled),))
-        batch = self._reservoir[index]
-        loss = nn.functional.mse_loss(self.child(batch), batch)
-        self._shadow_optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        self._shadow_optimizer.step()
-        # No stale gradient may reach the trunk's optimizer, which also holds these parameters.
-        self._shadow_optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        assert self.reservoir_data is not None
+        size = min(batch_size or self._batch_size, self._reservoir_filled)
+        index = torch.randint(self._reservoir_filled, (size,)).to(self.reservoir_data.device)
+        batch = self.reservoir_data[index]
+        params = list(self.child.parameters())
+        device_type = batch.device.type
+        with torch.enable_grad(), torch.autocast(device_type, enabled=False):
+            loss = nn.functional.mse_loss(self.child(batch), batch)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        self._shadow_steps += 1
+        beta1, beta2 = ADAM_BETAS
+        step_size = self.config.shadow_lr / (1 - beta1**self._shadow_steps)
+        correction2 = math.sqrt(1 - beta2**self._shadow_steps)
+        with torch.no_grad():
+            for param, grad, (avg_name, sq_name) in zip(params, grads, self._shadow_moments, strict=True):
+                if grad is None:
+                    continue
+                exp_avg, exp_avg_sq = getattr(self, avg_name), getattr(self, sq_name)
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                param.addcdiv_(exp_avg, (exp_avg_sq.sqrt() / correction2).add_(ADAM_EPS), value=-step_size)
+        return float(loss.detach())
 
     @torch.no_grad()
     def measure_progress(self) -> float:
@@ -212,46 +343,62 @@ class SentinelSeed(nn.Module):
         if data.shape[0] < 2:
             self.progress = 0.0
             return self.progress
-        variance = float(data.var(dim=0, unbiased=False).mean())
-        mse = float(nn.functional.mse_loss(self.child(data), data))
+        axis = feature_axis(data.ndim)
+        with torch.autocast(data.device.type, enabled=False):
+            rebuilt = self.child(data)
+        variance = float(per_feature(data, axis).float().var(dim=0, unbiased=False).mean())
+        mse = float(nn.functional.mse_loss(rebuilt.float(), data.float()))
         self.progress = 0.0 if variance <= 0 else min(1.0, max(0.0, 1.0 - mse / variance))
         return self.progress
 
-    def _release_shadow_state(self) -> None:
-        self._reservoir = None
-        self._reservoir_next = self._reservoir_filled = 0
-        self._shadow_optimizer = None
+    # -- persistence -----------------------------------------------------------
 
-    # -- persistence (part of the module's state_dict) -------------------------
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # The buffers are the truth in a state dict; bring the Python mirrors in line.
+        code = int(self.lifecycle_code)
+        if not 0 <= code < len(STATE_CODES):
+            raise SeedLifecycleError(f"{self.seed_id or prefix.rstrip('.')}: unknown lifecycle code {code}")
+        self._state = STATE_CODES[code]
+        self._child_in_use = self._state in CHILD_IN_USE
+        self._blend_step = int(self.blend_steps_done)
+        if self._state is SeedState.TRAINING and not self._shadow_moments:
+            self._allocate_moments()
 
-    def get_extra_state(self) -> dict[str, Any]:
+    def training_state(self) -> dict[str, Any]:
+        """What resuming training needs beyond ``state_dict()``: health, reservoir, shadow optimizer."""
         return {
-            "state": self.state.value,
-            "blend_step": self.blend_step,
             "progress": self.progress,
             "drift": self.drift,
+            "health_var": self.health_var.clone(),
             "health_batches": self.health_batches,
-            "batches_seen": self._batches_seen,
-            "reservoir": None if self._reservoir is None else self._reservoir.clone(),
+            "observed": self._observed,
+            "reservoir": None if self.reservoir_data is None else self.reservoir_data.clone(),
             "reservoir_next": self._reservoir_next,
             "reservoir_filled": self._reservoir_filled,
-            "shadow_optimizer": None if self._shadow_optimizer is None else self._shadow_optimizer.state_dict(),
+            "shadow_steps": self._shadow_steps,
+            "shadow_moments": [[getattr(self, name).clone() for name in names] for names in self._shadow_moments],
         }
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.state = SeedState(state["state"])
-        self.blend_step = int(state["blend_step"])
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`training_state`; tensors are copied, never shared with ``state``."""
         self.progress = float(state["progress"])
         self.drift = float(state["drift"])
+        self.health_var.copy_(state["health_var"])
         self.health_batches = int(state["health_batches"])
-        self._batches_seen = int(state["batches_seen"])
-        self._reservoir = state["reservoir"]
+        self._observed = int(state["observed"])
+        reservoir = state["reservoir"]
+        device = self.health_var.device
+        self.reservoir_data = None if reservoir is None else reservoir.to(device, self._child_dtype(), copy=True)
         self._reservoir_next = int(state["reservoir_next"])
         self._reservoir_filled = int(state["reservoir_filled"])
-        self._shadow_optimizer = None
-        if state["shadow_optimizer"] is not None:
-            self._shadow_optimizer = torch.optim.Adam(self.child.parameters(), lr=self.config.shadow_lr)
-            self._shadow_optimizer.load_state_dict(state["shadow_optimizer"])
+        moments = state["shadow_moments"]
+        if moments:
+            self._allocate_moments()
+            for names, tensors in zip(self._shadow_moments, moments, strict=True):
+                for name, tensor in zip(names, tensors, strict=True):
+                    getattr(self, name).copy_(tensor)
+        self._shadow_steps = int(state["shadow_steps"])
 
     def extra_repr(self) -> str:
-        return f"{self.seed_id}, state={self.state.value}, alpha={self.alpha:.3f}"
+        return f"{self.seed_id or 'seed'}, dim={self.dim}, state={self._state.value}, alpha={self.alpha:.3f}"

@@ -1,5 +1,7 @@
-"""Turn a dataset plugin's arrays into seeded train/validation tensors."""
+"""Training data: a dataset plugin's arrays as seeded train/validation tensors, or the user's own
+tensors or DataLoaders, behind one small interface the trainer iterates."""
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -24,6 +26,10 @@ class SplitData:
     @property
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
 
 
 def dataset_params(config: DataConfig) -> Any:
@@ -53,4 +59,117 @@ def load_split(config: DataConfig, seed: int, device: torch.device) -> SplitData
     train, val = order[:n_train], order[n_train:]
     return SplitData(
         x[train].to(device), y[train].to(device), x[val].to(device), y[val].to(device), int(arrays.num_classes)
+    )
+
+
+Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
+# What a trainer accepts as data besides a dataset name in its config.
+DataSource = SplitData | tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | tuple[Loader, Loader]
+
+
+class Batches:
+    """What the trainer iterates: training batches, validation batches, a probe batch."""
+
+    input_dim: int
+    num_classes: int
+
+    def train(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def val(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def probe(self, size: int) -> torch.Tensor:
+        """Up to ``size`` validation inputs, to measure how far a transition moves the output."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the shuffling generator, where there is one)."""
+
+
+class TensorBatches(Batches):
+    """Tensors in memory: shuffled by a generator seeded from ``seed``; validation in one batch."""
+
+    def __init__(self, data: SplitData, batch_size: int, seed: int) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.input_dim = int(data.x_train.shape[1])
+        self.num_classes = data.num_classes
+        self.shuffle = torch.Generator().manual_seed(seed + 1)
+
+    def train(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.data.x_train, self.data.y_train
+        order = torch.randperm(x.shape[0], generator=self.shuffle).to(x.device)
+        for start in range(0, x.shape[0], self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield x[index], y[index]
+
+    def val(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        yield self.data.x_val, self.data.y_val
+
+    def probe(self, size: int) -> torch.Tensor:
+        return self.data.x_val[:size]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"shuffle_rng": self.shuffle.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.shuffle.set_state(state["shuffle_rng"])
+
+
+class LoaderBatches(Batches):
+    """The user's own iterables of ``(x, y)`` batches (DataLoaders), moved to ``device``."""
+
+    def __init__(self, train: Loader, val: Loader, device: torch.device) -> None:
+        self.train_loader, self.val_loader, self.device = train, val, device
+        first = next(iter(val), None)
+        if first is None:
+            raise ConfigError("the validation loader yields no batches; give the run some validation samples")
+        self.input_dim = int(first[0].shape[1]) if first[0].ndim > 1 else 1
+        self._probe = first[0]
+        self._num_classes: int | None = None
+
+    @property  # type: ignore[override]
+    def num_classes(self) -> int:
+        """Largest label + 1 over the training batches (read once, only if a default network needs it)."""
+        if self._num_classes is None:
+            self._num_classes = 1 + max(int(y.max()) for _, y in self.train_loader)
+        return self._num_classes
+
+    def _moved(self, loader: Loader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in loader:
+            yield x.to(self.device), y.to(self.device)
+
+    def train(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._moved(self.train_loader)
+
+    def val(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._moved(self.val_loader)
+
+    def probe(self, size: int) -> torch.Tensor:
+        return self._probe[:size].to(self.device)
+
+
+def make_batches(source: DataSource | None, config: Any, device: torch.device) -> Batches:
+    """Batches for a run: ``source`` if given, else the dataset ``config.data`` names."""
+    train = config.train
+    if source is None:
+        return TensorBatches(load_split(config.data, train.seed, device), train.batch_size, train.seed)
+    if isinstance(source, SplitData):
+        split = SplitData(*(t.to(device) for t in attrs.astuple(source, recurse=False)[:4]), source.num_classes)
+        return TensorBatches(split, train.batch_size, train.seed)
+    if isinstance(source, tuple) and len(source) == 4 and all(isinstance(t, torch.Tensor) for t in source):
+        x_train, y_train, x_val, y_val = (t.to(device) for t in source)
+        if y_train.is_floating_point():
+            raise ConfigError("y_train holds floats; class labels must be integers (torch.long)")
+        num_classes = 1 + int(max(y_train.max(), y_val.max()))
+        return TensorBatches(SplitData(x_train, y_train, x_val, y_val, num_classes), train.batch_size, train.seed)
+    if isinstance(source, tuple) and len(source) == 2:
+        return LoaderBatches(source[0], source[1], device)
+    raise ConfigError(
+        f"data must be a dataset name, SplitData, (x_train, y_train, x_val, y_val) tensors or "
+        f"(train_loader, val_loader); got {type(source).__name__}"
     )

@@ -77,7 +77,7 @@ class PhaseChange:
 @attrs.frozen
 class SeedTransition:
     """A seed changed state; ``output_change`` is the largest absolute change of the
-    network's output on the probe batch across the transition."""
+    network's output on the probe batch across the transition (NaN without a probe batch)."""
 
     epoch: int
     seed_id: str
@@ -104,6 +104,25 @@ class ModelReady:
 
     path: Path
     metadata: dict[str, Any]
+
+
+@attrs.frozen
+class RunFailed:
+    """The run stopped at ``epoch`` on an error (``interrupted``: the user stopped it, e.g. Ctrl-C).
+
+    The last good epoch's checkpoint stays in ``run_dir`` (when there is one) for ``--resume``.
+    """
+
+    epoch: int
+    error: str  # one line: the exception's type and first line
+    interrupted: bool = False
+    run_dir: Path | None = None
+
+    @classmethod
+    def from_exception(cls, epoch: int, exc: BaseException, run_dir: Path | None) -> "RunFailed":
+        text = str(exc).strip()
+        error = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+        return cls(epoch, error, isinstance(exc, KeyboardInterrupt), run_dir)
 
 
 @attrs.frozen

@@ -42,7 +42,7 @@ def fresh_run_dir(output_dir: Path, run_name: str) -> Path:
 def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = ()) -> list[str]:
     """``chosen`` if given, else every tracker that is on by default; minus ``without``."""
     specs = get_plugin_manager().registrations(TRACKER)
-    names = list(chosen) if chosen else [name for name, spec in specs.items() if spec.default]
+    names = list(chosen) if chosen is not None else [name for name, spec in specs.items() if spec.default]
     for name in [*names, *without]:
         get_plugin_manager().lookup(TRACKER, name)  # unknown names fail with the list
     excluded = set(without)

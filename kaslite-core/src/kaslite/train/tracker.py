@@ -9,6 +9,7 @@ from kaslite.train.events import (
     ModelReady,
     PhaseChange,
     RunContext,
+    RunFailed,
     RunSummary,
     RunWarning,
     SeedTransition,
@@ -40,6 +41,9 @@ class Tracker:
 
     def on_run_end(self, summary: RunSummary) -> None:
         """The run finished; ``summary.metrics`` are the final metrics."""
+
+    def on_run_failed(self, event: RunFailed) -> None:
+        """The run stopped on an error or an interrupt before finishing; ``close`` follows."""
 
     def close(self) -> None:
         """Release resources; called once, whether the run finished or failed."""

@@ -1,0 +1,395 @@
+"""``Grower``: the one driver of growth, for any module with seeds and any training loop.
+
+It plays the part ``torch.optim.lr_scheduler`` plays for learning rates: made
+once beside the optimizer, called once per optimizer step and once per epoch,
+with ``state_dict()`` / ``load_state_dict()`` for resume::
+
+    grower = kaslite.Grower(model, "kasmina", probe=x_val[:256])
+    for epoch in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            grower.step()
+        grower.epoch_end(train_loss=..., val_loss=..., val_acc=...)
+
+Build the optimizer once over ``model.parameters()``: the children of dormant
+seeds receive no gradient, so Adam, AdamW or SGD leave them untouched until
+they blend in, growth never rebuilds the optimizer, and an LR scheduler
+schedules every parameter alike.
+
+Under ``torch.distributed`` every rank calls the same methods; rank 0 takes
+each growth decision and broadcasts it, with the child's weights, so the
+ranks stay identical.
+"""
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from kaslite.config import ControllerConfig
+from kaslite.control.base import Action, Controller, Cull, EpochMetrics, Germinate, Observation, SeedView
+from kaslite.errors import ConfigError, KasliteError
+from kaslite.nn.seed import SeedState, SentinelSeed
+from kaslite.train.events import EpochRecord, PhaseChange, RunWarning, SeedTransition
+from kaslite.train.tracker import Tracker, TrackerGroup
+
+# Prefixes torch's wrappers put before the wrapped module's names.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+GROWN_STATES = (SeedState.TRAINING, SeedState.BLENDING, SeedState.ACTIVE)
+
+
+class GrowthPolicyError(KasliteError):
+    """A growth policy raised, or asked for something impossible."""
+
+
+def find_seeds(model: nn.Module) -> list[SentinelSeed]:
+    """Every :class:`SentinelSeed` inside ``model``, in module order; unnamed ones are named by their path."""
+    seeds: list[SentinelSeed] = []
+    for name, module in model.named_modules():
+        if isinstance(module, SentinelSeed) and module not in seeds:
+            if not module.seed_id:
+                while name.startswith(WRAPPER_PREFIXES):
+                    name = name.split(".", 1)[1]
+                module.seed_id = name
+            seeds.append(module)
+    return seeds
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(parameters outside every seed's child, those plus the children of grown, un-culled seeds)."""
+    seeds = find_seeds(model)
+    in_children = {id(p) for seed in seeds for p in seed.child.parameters()}
+    base = sum(p.numel() for p in model.parameters() if id(p) not in in_children)
+    grown = sum(p.numel() for seed in seeds if seed.state in GROWN_STATES for p in seed.child.parameters())
+    return base, base + grown
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _from_rank_zero(value: Any) -> Any:
+    """``value`` as rank 0 has it (the value itself outside torch.distributed)."""
+    if not _distributed():
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _is_rank_zero() -> bool:
+    return not _distributed() or torch.distributed.get_rank() == 0
+
+
+class Grower:
+    """Drives the growth of every :class:`~kaslite.nn.SentinelSeed` in ``model``.
+
+    :param model: the network (it may be wrapped by DDP or ``torch.compile``).
+    :param controller: a growth policy's registered name (``kasmina``,
+        ``periodic``, ``never``, or a plugin's) or a :class:`~kaslite.control.Controller`.
+    :param seeds: the seeds to drive; by default every seed inside ``model``.
+    :param controller_config: the policy's settings (its name is taken from ``controller``);
+        or give them as keywords: ``Grower(model, "periodic", period=3)``.
+    :param warm_up_epochs: epochs before the policy is first consulted (phase 1).
+    :param trackers: what hears of epochs, transitions and warnings: Tracker
+        objects, a name → Tracker mapping, or a :class:`~kaslite.train.tracker.TrackerGroup`.
+    :param probe: a batch of inputs; each transition then reports how far it
+        moved the model's output on it (``SeedTransition.output_change``, NaN without a probe).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        controller: str | Controller = "kasmina",
+        *,
+        seeds: Iterable[SentinelSeed] | None = None,
+        controller_config: ControllerConfig | None = None,
+        warm_up_epochs: int = 0,
+        trackers: TrackerGroup | Mapping[str, Tracker] | Iterable[Tracker] | None = None,
+        probe: torch.Tensor | None = None,
+        **settings: Any,
+    ) -> None:
+        self.model = model
+        found = find_seeds(model)
+        chosen = found if seeds is None else list(dict.fromkeys(seeds))
+        if not chosen:
+            raise ConfigError(
+                f"{type(model).__name__} holds no SentinelSeed to grow; put kaslite.nn.SentinelSeed(dim) "
+                "where the network may grow"
+            )
+        for index, seed in enumerate(chosen, start=1):
+            if seed not in found:
+                raise ConfigError(f"seed {seed.seed_id or index!r} passed to Grower is not inside the model")
+            seed.layer = seed.layer or index
+        ids = [seed.seed_id for seed in chosen]
+        duplicates = sorted({sid for sid in ids if ids.count(sid) > 1})
+        if duplicates:
+            raise ConfigError(f"seed ids must be unique; repeated: {', '.join(duplicates)}")
+        self.seeds: dict[str, SentinelSeed] = dict(zip(ids, chosen, strict=True))
+        self._seed_list = chosen
+        if warm_up_epochs < 0:
+            raise ConfigError(f"invalid warm_up_epochs = {warm_up_epochs!r}: must be an integer >= 0")
+        self.warm_up_epochs = warm_up_epochs
+        if settings:
+            if controller_config is not None:
+                raise ConfigError("give the policy's settings as controller_config or as keywords, not both")
+            controller_config = _controller_config(controller, settings)
+        self.controller, self.policy_name = self._make_controller(controller, controller_config)
+        self.trackers = trackers if isinstance(trackers, TrackerGroup) else TrackerGroup(_named(trackers))
+        self.probe = probe
+        self.epoch = 0  # epochs finished
+        self.best_acc = -math.inf
+        self.history: list[EpochMetrics] = []
+        self._drift_warned: set[str] = set()
+        self._phase_announced = warm_up_epochs > 0  # phase 1 needs no announcement
+        self._epoch_started: float | None = None
+
+    @staticmethod
+    def _make_controller(controller: str | Controller, config: ControllerConfig | None) -> tuple[Controller, str]:
+        if isinstance(controller, Controller):
+            return controller, type(controller).__name__
+        from kaslite.plugins import CONTROLLER, get_controller, get_plugin_manager
+
+        spec = get_controller(controller)
+        config = ControllerConfig(name=controller) if config is None else config
+        if config.name != controller:
+            config = ControllerConfig(**{**attrs.asdict(config, recurse=False), "name": controller})
+        get_plugin_manager().validate_params(CONTROLLER, controller, config.options)
+        provider = get_plugin_manager().provider(CONTROLLER, controller)
+        return spec.factory(config), f"{controller!r} (plugin {provider})"
+
+    # -- the two calls of a training loop --------------------------------------
+
+    @property
+    def phase(self) -> int:
+        """1 during the warm-up epochs, 2 once the policy is consulted (for the epoch under way)."""
+        return 1 if self.epoch < self.warm_up_epochs else 2
+
+    def step(self) -> None:
+        """After each optimizer step: observe activations, shadow-train, ramp and finish blends."""
+        if self._epoch_started is None:
+            self._epoch_started = time.perf_counter()
+            if not self._phase_announced:
+                self._announce_phase()
+        for seed in self._seed_list:
+            seed.observe()
+            state = seed.state
+            if state is SeedState.BLENDING:
+                if seed.advance_blend():
+                    self._transition(seed, seed.activate)
+            elif state is SeedState.TRAINING:
+                seed.shadow_step()
+
+    def epoch_end(
+        self,
+        *,
+        val_loss: float,
+        val_acc: float = math.nan,
+        train_loss: float = math.nan,
+    ) -> list[SeedTransition]:
+        """After each epoch's validation: move trained seeds to blending, ask the policy, apply
+        its decisions. Returns the transitions made (activations happen in :meth:`step`)."""
+        started, self._epoch_started = self._epoch_started, None
+        if not self._phase_announced:
+            self._announce_phase()
+        self.epoch += 1
+        phase = 1 if self.epoch <= self.warm_up_epochs else 2
+        self.best_acc = max(self.best_acc, val_acc) if not math.isnan(val_acc) else self.best_acc
+        self.history.append(EpochMetrics(self.epoch, phase, float(train_loss), float(val_loss), float(val_acc)))
+        made = self._start_trained_blends()
+        self._warn_about_drift()
+        views = self.seed_views()
+        actions: list[Action] = []
+        failure: GrowthPolicyError | None = None
+        if phase == 2:
+            try:
+                actions = self._decide(Observation(self.epoch, phase, tuple(self.history), views))
+            except GrowthPolicyError as exc:
+                failure = exc  # raised once the epoch's record is out, so the epoch is logged
+        record = EpochRecord(
+            self.epoch,
+            phase,
+            float(train_loss),
+            float(val_loss),
+            float(val_acc),
+            self.best_acc if self.best_acc > -math.inf else math.nan,
+            views,
+            self.controller.state_dict(),
+            duration_s=0.0 if started is None else time.perf_counter() - started,
+        )
+        self.trackers.emit("on_epoch_end", record)
+        if failure is not None:
+            raise failure
+        made += self._apply(actions)  # after the epoch's record, so its transitions follow it in every log
+        if self.epoch == self.warm_up_epochs:
+            self.trackers.emit("on_phase_change", PhaseChange(self.epoch + 1, 2, 1))
+        return made
+
+    def _announce_phase(self) -> None:
+        """With no warm-up, phase 2 starts with epoch 1: say so once, before anything else."""
+        self._phase_announced = True
+        self.trackers.emit("on_phase_change", PhaseChange(1, 2, 1))
+
+    # -- decisions ---------------------------------------------------------------
+
+    def seed_views(self) -> tuple[SeedView, ...]:
+        """Every seed as a policy sees it, in order."""
+        return tuple(
+            SeedView(s.seed_id, s.layer, s.state.value, s.alpha, s.health, s.drift, s.progress)
+            for s in self._seed_list
+        )
+
+    def _start_trained_blends(self) -> list[SeedTransition]:
+        ready = [
+            s.seed_id
+            for s in self._seed_list
+            if s.state is SeedState.TRAINING and s.measure_progress() >= s.config.progress_thresh
+        ]
+        return [self._transition(self.seeds[sid], self.seeds[sid].start_blending) for sid in _from_rank_zero(ready)]
+
+    def _decide(self, obs: Observation) -> list[Action]:
+        outcome: tuple[str, Any] = ("actions", [])
+        if _is_rank_zero():
+            try:
+                outcome = ("actions", list(self.controller.decide(obs)))
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                outcome = ("error", f"{type(exc).__name__}: {first}".rstrip(": "))
+        kind, value = _from_rank_zero(outcome)
+        if kind == "error":
+            raise GrowthPolicyError(f"growth policy {self.policy_name} raised at epoch {self.epoch}: {value}")
+        return list(value)
+
+    def _apply(self, actions: list[Action]) -> list[SeedTransition]:
+        made = []
+        for action in actions:
+            if not isinstance(action, (Germinate, Cull)):
+                raise GrowthPolicyError(
+                    f"growth policy {self.policy_name} returned {action!r} at epoch {self.epoch}; "
+                    "expected Germinate or Cull"
+                )
+            seed = self.seeds.get(action.seed_id)
+            if seed is None:
+                raise GrowthPolicyError(
+                    f"growth policy {self.policy_name} named unknown seed {action.seed_id!r} at epoch "
+                    f"{self.epoch}; seeds: {', '.join(self.seeds)}"
+                )
+            made.append(self._transition(seed, seed.germinate if isinstance(action, Germinate) else seed.cull))
+        return made
+
+    def _warn_about_drift(self) -> None:
+        for seed in self._seed_list:
+            limit = seed.config.drift_warn
+            drifting = seed.state in (SeedState.BLENDING, SeedState.ACTIVE) and seed.drift > limit
+            # Warn when a seed crosses the threshold, not on every epoch it stays above it.
+            if drifting and seed.seed_id not in self._drift_warned:
+                self._drift_warned.add(seed.seed_id)
+                message = f"{seed.seed_id} drift {seed.drift:.3f} is above drift_warn {limit}"
+                self.trackers.emit("on_warning", RunWarning(self.epoch, "drift", message, seed.seed_id, seed.drift))
+            elif not drifting:
+                self._drift_warned.discard(seed.seed_id)
+
+    # -- transitions ---------------------------------------------------------------
+
+    def _transition(self, seed: SentinelSeed, change: Callable[[], None]) -> SeedTransition:
+        """Apply one seed transition, measuring how far it moved the output on the probe batch."""
+        before_state = seed.state.value
+        before = self._probe_output()
+        change()
+        if _distributed() and seed.state in (SeedState.TRAINING, SeedState.BLENDING):
+            # Shadow training saw each rank's own data: rank 0's child is the one every rank keeps.
+            with torch.no_grad():
+                for tensor in [*seed.child.parameters(), *seed.child.buffers()]:
+                    torch.distributed.broadcast(tensor, src=0)
+        after = self._probe_output()
+        moved = math.nan if before is None or after is None else float((after - before).abs().max())
+        event = SeedTransition(self.epoch, seed.seed_id, before_state, seed.state.value, seed.alpha, moved)
+        self.trackers.emit("on_seed_transition", event)
+        return event
+
+    @torch.no_grad()
+    def _probe_output(self) -> torch.Tensor | None:
+        if self.probe is None or self.probe.shape[0] == 0:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model(self.probe)
+        finally:
+            self.model.train(was_training)
+        if isinstance(out, torch.Tensor):
+            return out.detach().float()
+        leaves = [t for t in (out.values() if isinstance(out, Mapping) else out) if isinstance(t, torch.Tensor)]
+        return torch.cat([t.detach().float().flatten() for t in leaves]) if leaves else None
+
+    # -- resume ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs besides the model's and the optimizer's state dicts."""
+        return {
+            "epoch": self.epoch,
+            "best_acc": self.best_acc,
+            "history": [list(attrs.astuple(m)) for m in self.history],
+            "controller": self.controller.state_dict(),
+            "drift_warned": sorted(self._drift_warned),
+            "phase_announced": self._phase_announced,
+            "seeds": {sid: seed.training_state() for sid, seed in self.seeds.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; load the model's state dict first (it holds the seeds' states)."""
+        unknown = sorted(set(state["seeds"]) - set(self.seeds))
+        if unknown:
+            raise ConfigError(f"Grower state names seeds this model lacks: {', '.join(unknown)}")
+        self.epoch = int(state["epoch"])
+        self.best_acc = float(state["best_acc"])
+        self.history = [EpochMetrics(*row) for row in state["history"]]
+        self.controller.load_state_dict(state["controller"])
+        self._drift_warned = set(state["drift_warned"])
+        self._phase_announced = bool(state["phase_announced"])
+        for sid, seed_state in state["seeds"].items():
+            self.seeds[sid].load_training_state(seed_state)
+
+    def param_counts(self) -> tuple[int, int]:
+        """(parameters outside the seeds' children, those plus the grown children)."""
+        return count_parameters(self.model)
+
+
+def _controller_config(controller: str | Controller, settings: dict[str, Any]) -> ControllerConfig:
+    """ControllerConfig fields from ``settings``; the rest are the policy's own options."""
+    from kaslite.structure import structure
+
+    if not isinstance(controller, str):
+        raise ConfigError(f"settings {', '.join(sorted(settings))} need a policy name, not a Controller object")
+    from kaslite.plugins import get_controller
+
+    known = {field.name for field in attrs.fields(ControllerConfig)} - {"name", "options"}
+    options = {key: value for key, value in settings.items() if key not in known}
+    if options and get_controller(controller).params_type is None:
+        raise ConfigError(
+            f"unknown field(s) {', '.join(sorted(options))} for controller {controller!r}; "
+            f"allowed: {', '.join(sorted(known))}"
+        )
+    fields = {key: value for key, value in settings.items() if key in known}
+    return structure({**fields, "name": controller, "options": options}, ControllerConfig, path="controller")
+
+
+def _named(trackers: Mapping[str, Tracker] | Iterable[Tracker] | None) -> dict[str, Tracker]:
+    if trackers is None:
+        return {}
+    if isinstance(trackers, Mapping):
+        return dict(trackers)
+    named: dict[str, Tracker] = {}
+    for tracker in trackers:
+        name = base = type(tracker).__name__
+        suffix = 2
+        while name in named:
+            name, suffix = f"{base}-{suffix}", suffix + 1
+        named[name] = tracker
+    return named

@@ -1,0 +1,299 @@
+"""kaslite.Grower: growth driven from a user's own module and training loop."""
+
+import copy
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import kaslite
+from kaslite.config import build_config
+from kaslite.control import Controller, Germinate
+from kaslite.errors import ConfigError
+from kaslite.models import load_model, save_model
+from kaslite.train import GrowthPolicyError, Tracker, run_experiment
+from kaslite.train.data import load_split
+from kaslite.train.trainer import build_net
+
+from .user_model import UserNet, end_epoch, setup, train_step
+
+HERE = Path(__file__).resolve().parent
+
+
+class Recorder(Tracker):
+    def __init__(self):
+        self.transitions, self.records, self.phases = [], [], []
+
+    def on_seed_transition(self, event):
+        self.transitions.append(event)
+
+    def on_epoch_end(self, record):
+        self.records.append(record)
+
+    def on_phase_change(self, event):
+        self.phases.append(event)
+
+
+def optimizer_state(optimizer) -> dict:
+    return copy.deepcopy(optimizer.state_dict())
+
+
+def test_a_user_module_grows_with_adamw_a_cosine_schedule_and_a_dataloader():
+    run = setup(epochs=12)
+    model, optimizer, grower = run["model"], run["optimizer"], run["grower"]
+    recorder = Recorder()
+    grower.trackers.trackers["recorder"] = recorder
+    assert list(grower.seeds) == ["grow_a", "grow_b"]
+    children = {id(p) for seed in grower.seeds.values() for p in seed.child.parameters()}
+    # One optimizer over every parameter, children included, from the start.
+    assert {id(p) for group in optimizer.param_groups for p in group["params"]} == {id(p) for p in model.parameters()}
+    checked_germination = False
+    for _ in range(12):
+        for xb, yb in run["loader"]:
+            train_step(run, xb, yb)
+        lrs_before = {group["lr"] for group in optimizer.param_groups}
+        before = optimizer_state(optimizer)
+        dormant = {sid for sid, seed in grower.seeds.items() if seed.state.value == "dormant"}
+        made = end_epoch(run, step_scheduler=False)
+        if any(t.to_state == "training" and t.seed_id in dormant for t in made):
+            checked_germination = True
+            after = optimizer.state_dict()
+            assert after["param_groups"] == before["param_groups"]
+            assert after["state"].keys() == before["state"].keys()
+            for index, state in before["state"].items():
+                for key, value in state.items():
+                    assert torch.equal(after["state"][index][key], value), (index, key)
+        run["scheduler"].step()
+        assert len(lrs_before) == 1 and len({group["lr"] for group in optimizer.param_groups}) == 1
+    assert checked_germination
+    assert {seed.state.value for seed in grower.seeds.values()} == {"active"}
+    # Every transition went through, each moving the output by at most 1e-6.
+    assert [(t.seed_id, t.to_state) for t in recorder.transitions if t.seed_id == "grow_a"] == [
+        ("grow_a", "training"),
+        ("grow_a", "blending"),
+        ("grow_a", "active"),
+    ]
+    assert len(recorder.transitions) == 6
+    assert all(t.output_change <= 1e-6 for t in recorder.transitions)
+    # The children learned from the task once blending: the optimizer holds state for them now.
+    grown_params = [p for p in model.parameters() if id(p) in children]
+    assert all(optimizer.state[p] for p in grown_params)
+    assert [r.epoch for r in recorder.records] == list(range(1, 13))
+
+
+def test_children_of_dormant_seeds_are_untouched_by_the_task_optimizer():
+    run = setup()
+    seed = run["grower"].seeds["grow_b"]
+    before = [p.detach().clone() for p in seed.child.parameters()]
+    for xb, yb in run["loader"]:
+        train_step(run, xb, yb)
+    assert all(torch.equal(a, b) for a, b in zip(before, seed.child.parameters(), strict=True))
+    assert all(p.grad is None for p in seed.child.parameters())
+    assert not any(run["optimizer"].state[p] for p in seed.child.parameters())
+
+
+def _run_to_mid_blend(run: dict) -> None:
+    grower = run["grower"]
+    for _ in range(20):
+        for xb, yb in run["loader"]:
+            train_step(run, xb, yb)
+            if any(seed.state.value == "blending" and 0 < seed.blend_step < 8 for seed in grower.seeds.values()):
+                return
+        end_epoch(run)
+    raise AssertionError("no seed reached the middle of blending")
+
+
+def _next_steps(run: dict, count: int) -> None:
+    done = 0
+    while done < count:
+        for xb, yb in run["loader"]:
+            train_step(run, xb, yb)
+            done += 1
+            if done == count:
+                return
+        end_epoch(run)
+
+
+def test_state_dict_mid_blend_resumes_bitwise_in_a_fresh_process(tmp_path):
+    run = setup()
+    _run_to_mid_blend(run)
+    snapshot = {
+        "model": run["model"].state_dict(),
+        "optimizer": run["optimizer"].state_dict(),
+        "scheduler": run["scheduler"].state_dict(),
+        "grower": run["grower"].state_dict(),
+        "rng": torch.get_rng_state(),
+        "loader_rng": run["loader"].generator.get_state(),
+    }
+    torch.save(snapshot, tmp_path / "mid.pt")
+    _next_steps(run, 50)
+    expected = {name: t.clone() for name, t in run["model"].state_dict().items()}
+
+    script = f"""
+import sys, torch
+sys.path.insert(0, {str(HERE.parent)!r})
+from core.user_model import setup
+from core.test_grower import _next_steps
+run = setup()
+state = torch.load({str(tmp_path / "mid.pt")!r}, weights_only=True)
+run["model"].load_state_dict(state["model"])
+run["grower"].load_state_dict(state["grower"])
+run["optimizer"].load_state_dict(state["optimizer"])
+run["scheduler"].load_state_dict(state["scheduler"])
+torch.set_rng_state(state["rng"])
+run["loader"].generator.set_state(state["loader_rng"])
+_next_steps(run, 50)
+torch.save(run["model"].state_dict(), {str(tmp_path / "after.pt")!r})
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
+    resumed = torch.load(tmp_path / "after.pt", weights_only=True)
+    assert resumed.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(resumed[name], tensor), name
+
+
+def tiny_config(**sections):
+    base = {
+        "data": {"problem": "xor", "params": {"n_samples": 120}},
+        "model": {"hidden_dim": 8, "num_layers": 2, "seeds_per_layer": 1, "blueprint_options": {"hidden": 16}},
+        "seeds": {"blend_steps": 3, "progress_thresh": 0.0, "buffer_size": 64},
+        "controller": {"name": "periodic", "period": 2},
+        "train": {"warm_up_epochs": 3, "adaptation_epochs": 8, "batch_size": 16, "seed": 7},
+    }
+    return build_config(base, sections)
+
+
+def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path):
+    """The trainer is built on Grower: the same loop written by hand gives the same numbers."""
+    config = tiny_config()
+    expected = run_experiment(config, tmp_path, "run", trackers=["json"]).metrics
+
+    t = config.train
+    torch.manual_seed(t.seed)
+    data = load_split(config.data, t.seed, torch.device("cpu"))
+    net = build_net(config, data.input_dim, data.num_classes)
+    optimizer = torch.optim.Adam(net.parameters(), lr=t.lr)
+    recorder = Recorder()
+    grower = kaslite.Grower(
+        net, "periodic", controller_config=config.controller, warm_up_epochs=t.warm_up_epochs,
+        trackers=[recorder], probe=data.x_val[: t.probe_size],
+    )  # fmt: skip
+    shuffle = torch.Generator().manual_seed(t.seed + 1)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for _ in range(t.warm_up_epochs + t.adaptation_epochs):
+        if grower.phase == 2:
+            for module in net.hidden_trunk():
+                module.requires_grad_(False)
+        net.train()
+        order = torch.randperm(data.x_train.shape[0], generator=shuffle)
+        total = 0.0
+        for start in range(0, order.shape[0], t.batch_size):
+            index = order[start : start + t.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(net(data.x_train[index]), data.y_train[index])
+            loss.backward()
+            optimizer.step()
+            grower.step()
+            total += loss.item() * index.shape[0]
+        net.eval()
+        with torch.no_grad():
+            logits = net(data.x_val)
+        acc = int((logits.argmax(dim=1) == data.y_val).sum()) / data.y_val.shape[0]
+        grower.epoch_end(train_loss=total / order.shape[0], val_loss=float(loss_fn(logits, data.y_val)), val_acc=acc)
+    rows = [{key: str(value) for key, value in record.row().items()} for record in recorder.records]
+    with (tmp_path / "run" / "history.csv").open() as handle:
+        assert rows == list(csv.DictReader(handle))  # every epoch, every number, bit for bit
+    assert float(rows[-1]["val_acc"]) == expected["val_acc"]
+    assert grower.best_acc == expected["best_acc"]
+    assert sum(seed.state.value == "active" for seed in grower.seeds.values()) == expected["seeds_activated"]
+    assert grower.param_counts() == (expected["params_trunk"], expected["params_total"])
+    assert [p.epoch for p in recorder.phases] == [4]
+
+
+def test_save_and_load_a_user_module(tmp_path):
+    run = setup()
+    _run_to_mid_blend(run)
+    model = run["model"].eval()
+    x = torch.randn(5, 2)
+    # A module that cannot describe itself: the caller builds it, load_model fills it.
+    plain = save_model(model, tmp_path / "plain.pt", {"note": "user"})
+    with pytest.raises(kaslite.models.files.ModelFileError, match=r"load_model\(path, model=MyNet"):
+        load_model(plain)
+    loaded = load_model(plain, model=UserNet())
+    assert torch.equal(loaded(x), model(x)) and loaded.metadata == {"note": "user"}
+    assert {s.seed_id: s.state for s in kaslite.train.find_seeds(loaded)} == {
+        sid: s.state for sid, s in run["grower"].seeds.items()
+    }
+    # Or with a factory the file names.
+    named = save_model(model, tmp_path / "named.pt", factory="core.user_model:UserNet", factory_kwargs={"width": 16})
+    sys.path.insert(0, str(HERE.parent))
+    try:
+        assert torch.equal(load_model(named)(x), model(x))
+    finally:
+        sys.path.remove(str(HERE.parent))
+    raw = torch.load(named, weights_only=True)
+    assert not [key for key in raw["state_dict"] if "reservoir" in key or "shadow" in key or "health" in key]
+
+
+def test_training_state_is_copied_never_shared():
+    run = setup()
+    _run_to_mid_blend(run)
+    state = run["grower"].state_dict()
+    first, second = setup(), setup()
+    for other in (first, second):
+        other["model"].load_state_dict(run["model"].state_dict())
+        other["grower"].load_state_dict(state)
+    a, b = first["grower"].seeds["grow_a"], second["grower"].seeds["grow_a"]
+    a.health_var.add_(1.0)
+    assert not torch.equal(a.health_var, b.health_var)
+    assert a.health_var.data_ptr() != state["seeds"]["grow_a"]["health_var"].data_ptr()
+
+
+def test_a_raising_policy_is_named_with_its_epoch_after_the_epoch_is_logged():
+    class Broken(Controller):
+        def decide(self, obs):
+            raise ValueError("no idea\nsecond line")
+
+    recorder = Recorder()
+    model = UserNet()
+    grower = kaslite.Grower(model, Broken(), warm_up_epochs=1, trackers=[recorder])
+    grower.epoch_end(val_loss=1.0)
+    with pytest.raises(GrowthPolicyError, match=r"^growth policy Broken raised at epoch 2: ValueError: no idea$"):
+        grower.epoch_end(val_loss=1.0)
+    assert [r.epoch for r in recorder.records] == [1, 2]
+
+
+def test_a_policy_naming_an_unknown_seed_is_a_clear_error():
+    class Typo(Controller):
+        def decide(self, obs):
+            return [Germinate("grow_c")]
+
+    grower = kaslite.Grower(UserNet(), Typo())
+    with pytest.raises(GrowthPolicyError, match="named unknown seed 'grow_c' at epoch 1; seeds: grow_a, grow_b"):
+        grower.epoch_end(val_loss=1.0)
+
+
+def test_bad_construction_is_a_clear_error():
+    with pytest.raises(ConfigError, match="Linear holds no SentinelSeed"):
+        kaslite.Grower(torch.nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match="unknown field"):
+        kaslite.Grower(UserNet(), "periodic", perid=3)
+    with pytest.raises(kaslite.errors.UnknownNameError, match="unknown controller 'kasmna'"):
+        kaslite.Grower(UserNet(), "kasmna")
+
+
+def test_without_a_probe_output_change_is_nan():
+    recorder = Recorder()
+    grower = kaslite.Grower(UserNet(), "periodic", period=1, trackers=[recorder])
+    (made,) = grower.epoch_end(val_loss=1.0)
+    assert made.to_state == "training" and math.isnan(made.output_change)
+    assert recorder.phases[0].epoch == 1  # no warm-up: phase 2 is announced at once
+
+
+def test_run_experiment_with_no_trackers_writes_no_tracker_files(tiny_data, tmp_path):
+    run_experiment(tiny_config(train={"adaptation_epochs": 1}), tmp_path, "quiet", trackers=[])
+    assert sorted(p.name for p in (tmp_path / "quiet").iterdir()) == ["checkpoint.pt", "config.yaml", "model.pt"]
