@@ -17,6 +17,7 @@ from kaslite.hookspecs import DataArrays
 from kaslite_datasets.params import (
     ClustersParams,
     ComplexMoonsParams,
+    DigitsParams,
     FileParams,
     MoonsParams,
     SpheresParams,
@@ -142,6 +143,23 @@ def generate_complex_moons(params: ComplexMoonsParams, seed: int) -> DataArrays:
 
 
 # -- the user's own file -------------------------------------------------------
+
+
+def generate_digits(params: DigitsParams, seed: int) -> DataArrays:
+    """scikit-learn's bundled 8×8 digits (no download): 64 pixel features in 0..1, 10 classes."""
+    import numpy as np
+
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise InvalidValue(
+            "problem", "digits", "needs scikit-learn: pip install 'kaslite-datasets[digits]'"
+        ) from None
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(len(digits.target))[: params.n_samples]
+    X = np.ascontiguousarray(digits.data[keep] / 16.0, dtype=np.float32)
+    return DataArrays(X=X, y=digits.target[keep].astype(np.int64), num_classes=10)
 
 
 def _bad_file(params: FileParams, expected: str) -> InvalidValue:

@@ -81,3 +81,16 @@ class ComplexMoonsParams:
 @attrs.frozen
 class FileParams:
     path: str = attrs.field(validator=data_file)
+
+
+DIGITS_SAMPLES = 1797  # scikit-learn's bundled copy of the UCI optical digits test set
+
+
+@attrs.frozen
+class DigitsParams:
+    # A random subset of this size (all 1,797 by default); pixel values are scaled from 0..16 to 0..1.
+    n_samples: int = attrs.field(default=DIGITS_SAMPLES, validator=integer_at_least(10))
+
+    def __attrs_post_init__(self) -> None:
+        if self.n_samples > DIGITS_SAMPLES:
+            raise InvalidValue("n_samples", self.n_samples, f"must be <= {DIGITS_SAMPLES}, the images there are")

@@ -41,6 +41,12 @@ def kaslite_datasets() -> list[DatasetSpec]:
             "two moons, each class also owning a Gaussian cluster beyond the other moon (2 classes)",
         ),
         DatasetSpec(
+            "digits",
+            params.DigitsParams,
+            generators.generate_digits,
+            "scikit-learn's bundled 8x8 handwritten digits: 64 pixels, 10 classes (needs scikit-learn)",
+        ),
+        DatasetSpec(
             "file",
             params.FileParams,
             generators.generate_file,
