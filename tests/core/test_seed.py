@@ -186,10 +186,10 @@ def test_drift_is_relative_change_of_the_output():
 class OriginalActiveSeed(SentinelSeed):
     """The design kaslite replaced: active seeds returned x + child(x), blending a mix."""
 
-    def delta(self, x):
+    def forward(self, x):
         if self.state is SeedState.ACTIVE:
-            return self.child(x)
-        return super().delta(x)
+            return x + self.child(x)
+        return super().forward(x)
 
 
 def test_the_original_jump_at_the_end_of_blending_would_be_caught():

@@ -77,16 +77,20 @@ def generate_spirals(params: SpiralsParams, seed: int) -> DataArrays:
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    extra_std = params.noise if params.extra_std is None else params.extra_std
     parts = []
     for label, size in enumerate(_class_sizes(params.n_samples, 2)):
-        # The classic two spirals: the radius equals the angle turned (in radians), so it grows by 2*pi
-        # per turn and the two classes' arms stay pi apart whatever `rotations` is. sqrt spreads the
-        # points evenly along each arm's length.
-        radius = np.sqrt(rng.uniform(0.0, 1.0, size)) * params.rotations * 2 * math.pi
-        angle = radius + label * math.pi  # class 1 is class 0 turned half a turn
-        points = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-        points = points + rng.normal(0.0, params.noise, points.shape)
-        parts.append(_pad(rng, points, params.input_dim, params.noise))
+        if params.mirror and label == 1:
+            points = -parts[0][:size, :2]  # class 0 negated, noise included
+        else:
+            # The classic two spirals: the radius equals the angle turned (in radians), so it grows by
+            # 2*pi per turn and the two classes' arms stay pi apart whatever `rotations` is. sqrt
+            # spreads the points evenly along each arm's length.
+            radius = np.sqrt(rng.uniform(0.0, 1.0, size)) * params.rotations * 2 * math.pi
+            angle = radius + label * math.pi  # class 1 is class 0 turned half a turn
+            points = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+            points = points + rng.normal(0.0, params.noise, points.shape)
+        parts.append(_pad(rng, points, params.input_dim, extra_std))
     return _finish(rng, parts, [0, 1], 2)
 
 

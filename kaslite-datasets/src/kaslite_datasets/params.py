@@ -39,6 +39,11 @@ class SpiralsParams:
     noise: float = attrs.field(default=0.1, validator=non_negative)
     rotations: float = attrs.field(default=3.0, validator=positive)
     input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+    # The original design's construction: class 1 is class 0's points negated, noise included
+    # (otherwise class 1 is drawn on its own and turned half a turn).
+    mirror: bool = False
+    # Std of the extra columns beyond the plane (input_dim > 2); by default the same as `noise`.
+    extra_std: float | None = attrs.field(default=None, validator=attrs.validators.optional(non_negative))
 
 
 @attrs.frozen

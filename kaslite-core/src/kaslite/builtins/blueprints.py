@@ -1,4 +1,4 @@
-"""Builtin seed blueprints: ``mlp`` and ``bottleneck``."""
+"""Builtin seed blueprints: ``mlp``, ``bottleneck`` and ``residual``."""
 
 from typing import Any
 
@@ -17,11 +17,23 @@ def build_bottleneck(dim: int, hidden: int = 0) -> Any:
     return bottleneck(dim, hidden)
 
 
+def build_residual(dim: int, hidden: int = 64) -> Any:
+    from kaslite.nn.blueprints import residual
+
+    return residual(dim, hidden)
+
+
 @hookimpl
 def kaslite_seed_blueprints() -> list[BlueprintSpec]:
     return [
         BlueprintSpec("mlp", build_mlp, "dim → hidden → dim MLP with ReLU (Kaiming init)", {"hidden": 128}),
         BlueprintSpec(
             "bottleneck", build_bottleneck, "dim → narrower hidden → dim; hidden 0 means dim // 2", {"hidden": 0}
+        ),
+        BlueprintSpec(
+            "residual",
+            build_residual,
+            "x + a zero-initialised dim → hidden → dim branch: an exact identity the task loss grows",
+            {"hidden": 64},
         ),
     ]

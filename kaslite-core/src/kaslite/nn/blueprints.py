@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from kaslite.errors import ConfigError, InvalidValue
@@ -27,6 +28,34 @@ def bottleneck(dim: int, hidden: int = 0) -> nn.Module:
     """dim → a narrower hidden layer → dim; ``hidden=0`` picks ``max(1, dim // 2)``."""
     width = hidden or max(1, dim // 2)
     return mlp(dim, width)
+
+
+class Residual(nn.Module):
+    """``x + W₂·relu(W₁·x)`` with ``W₂ = 0`` when built: an exact identity that the task loss grows.
+
+    Shadow training has nothing to learn (the child already reproduces its
+    input), so such a seed blends in one epoch after germination; what it
+    adds comes from the task loss, as in zero-initialised residual branches.
+    """
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.inner = nn.Linear(dim, hidden)
+        self.outer = nn.Linear(hidden, dim)
+        _kaiming(self.inner)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = x + self.outer(torch.relu(self.inner(x)))
+        return out
+
+
+def residual(dim: int, hidden: int = 64) -> nn.Module:
+    """A zero-initialised residual MLP branch, dim → hidden → dim."""
+    if hidden < 1:
+        raise InvalidValue("model.blueprint_options.hidden", hidden, "must be an integer >= 1")
+    return Residual(dim, hidden)
 
 
 def check_options(spec: BlueprintSpec, options: dict[str, Any]) -> None:

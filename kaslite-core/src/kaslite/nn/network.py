@@ -25,6 +25,9 @@ class SeedSlot(nn.Module):
         self._seed_list = list(seeds)  # typed, and faster to walk than the ModuleList
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self._seed_list) == 1:
+            out: torch.Tensor = self._seed_list[0](x)
+            return out
         total: torch.Tensor | None = None
         for seed in self._seed_list:
             change = seed.delta(x)

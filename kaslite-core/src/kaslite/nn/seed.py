@@ -1,6 +1,6 @@
 """The sentinel seed: its lifecycle, output formula, health, shadow training and drift.
 
-A seed's output is always ``y = x + α·(child(x) − x)``. α is 0 while dormant
+A seed's output is always ``y = x + α·(child(x) − x)`` (computed as ``lerp``). α is 0 while dormant
 and shadow-training, grows by ``1/blend_steps`` per optimizer step while
 blending and is exactly 1.0 when active, so every transition is continuous by
 construction. Where the child is not in use the seed returns ``x`` itself: a
@@ -134,6 +134,7 @@ class SentinelSeed(nn.Module):
         # The last training batch forward saw (and the seed's output on it), for observe().
         self._seen: torch.Tensor | None = None
         self._seen_out: torch.Tensor | None = None
+        self._seen_is_change = False  # _seen_out is α·(child(x) − x) rather than the output
 
     # -- what the trunk sees -------------------------------------------------
 
@@ -151,20 +152,27 @@ class SentinelSeed(nn.Module):
         return float(self.health_var.float().mean())
 
     def delta(self, x: torch.Tensor) -> torch.Tensor | None:
-        """``α·(child(x) − x)``, or None where the seed is an exact identity."""
+        """``α·(child(x) − x)``, or None where the seed is an exact identity (for slots of several seeds)."""
         if self.training:
             self._seen = x
         if not self._child_in_use:
             return None
         change: torch.Tensor = self.blend_alpha * (self.child(x) - x)
         if self.training:
-            self._seen_out = change
+            self._seen_out, self._seen_is_change = change, True
         return change
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x + α·(child(x) − x)`` for this seed alone."""
-        change = self.delta(x)
-        return x if change is None else x + change
+        """``x + α·(child(x) − x)``, computed as ``lerp(x, child(x), α)``: exactly ``x`` at α = 0 and
+        exactly ``child(x)`` at α = 1, so an active seed and its fused child agree bit for bit."""
+        if self.training:
+            self._seen = x
+        if not self._child_in_use:
+            return x
+        out = torch.lerp(x, self.child(x).to(x.dtype), self.blend_alpha.to(x.dtype))
+        if self.training:
+            self._seen_out, self._seen_is_change = out, False
+        return out
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -254,7 +262,8 @@ class SentinelSeed(nn.Module):
         self.health_var.lerp_(var, weight)
         self.health_batches += 1
         if change is not None:
-            moved = change.detach().flatten(1).float().norm(dim=1)
+            change = change.detach() if self._seen_is_change else change.detach() - x
+            moved = change.flatten(1).float().norm(dim=1)
             self.drift = float((moved / x.flatten(1).float().norm(dim=1).clamp_min(1e-12)).mean())
 
     def _remember(self, x: torch.Tensor) -> None:
