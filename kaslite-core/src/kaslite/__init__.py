@@ -2,8 +2,8 @@
 
 Importing ``kaslite`` is cheap (no torch): the engine lives in ``kaslite.nn``,
 ``kaslite.control`` and ``kaslite.train``, imported when first used, and
-``kaslite.Grower``, ``kaslite.fit``, ``kaslite.save_model`` and
-``kaslite.load_model`` load it on first access.
+``kaslite.Grower``, ``kaslite.fit``, ``kaslite.fuse``, ``kaslite.save_model``
+and ``kaslite.load_model`` load it on first access.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -21,11 +21,12 @@ except PackageNotFoundError:  # running from a source tree without installing
 _LAZY = {
     "Grower": "kaslite.train.grower",
     "fit": "kaslite.train.fit",
+    "fuse": "kaslite.nn.fuse",
     "load_model": "kaslite.models.files",
     "save_model": "kaslite.models.files",
 }
 
-__all__ = ["Grower", "__version__", "fit", "get_plugin_manager", "hookimpl", "load_model", "reset_plugin_manager", "save_model"]
+__all__ = ["Grower", "__version__", "fit", "fuse", "get_plugin_manager", "hookimpl", "load_model", "reset_plugin_manager", "save_model"]
 
 
 def __getattr__(name: str) -> Any:

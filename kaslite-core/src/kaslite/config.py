@@ -38,6 +38,8 @@ class ModelConfig:
     blueprint: str = attrs.field(default="mlp", validator=non_empty)
     # Passed to the blueprint's build(); unset options keep the blueprint's defaults.
     blueprint_options: dict[str, Any] = attrs.field(factory=dict)
+    # "mlp" for feature vectors; "cnn" for (channels, H, W) images, with the conv blueprint.
+    trunk: str = attrs.field(default="mlp", validator=one_of(("mlp", "cnn")))
 
 
 @attrs.frozen

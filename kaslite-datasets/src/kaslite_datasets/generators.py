@@ -163,6 +163,8 @@ def generate_digits(params: DigitsParams, seed: int) -> DataArrays:
     rng = np.random.default_rng(seed)
     keep = rng.permutation(len(digits.target))[: params.n_samples]
     X = np.ascontiguousarray(digits.data[keep] / 16.0, dtype=np.float32)
+    if params.images:
+        X = X.reshape(-1, 1, 8, 8)
     return DataArrays(X=X, y=digits.target[keep].astype(np.int64), num_classes=10)
 
 

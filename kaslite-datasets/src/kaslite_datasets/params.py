@@ -95,6 +95,8 @@ DIGITS_SAMPLES = 1797  # scikit-learn's bundled copy of the UCI optical digits t
 class DigitsParams:
     # A random subset of this size (all 1,797 by default); pixel values are scaled from 0..16 to 0..1.
     n_samples: int = attrs.field(default=DIGITS_SAMPLES, validator=integer_at_least(10))
+    # (n, 1, 8, 8) images for a convolutional trunk instead of (n, 64) rows.
+    images: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.n_samples > DIGITS_SAMPLES:

@@ -1,4 +1,4 @@
-"""Builtin seed blueprints: ``mlp``, ``bottleneck`` and ``residual``."""
+"""Builtin seed blueprints: ``mlp``, ``bottleneck``, ``residual`` and ``conv``."""
 
 from typing import Any
 
@@ -23,6 +23,12 @@ def build_residual(dim: int, hidden: int = 64) -> Any:
     return residual(dim, hidden)
 
 
+def build_conv(dim: int, hidden: int = 0, kernel_size: int = 3) -> Any:
+    from kaslite.nn.blueprints import conv
+
+    return conv(dim, hidden, kernel_size)
+
+
 @hookimpl
 def kaslite_seed_blueprints() -> list[BlueprintSpec]:
     return [
@@ -35,5 +41,11 @@ def kaslite_seed_blueprints() -> list[BlueprintSpec]:
             build_residual,
             "x + a zero-initialised dim → hidden → dim branch: an exact identity the task loss grows",
             {"hidden": 64},
+        ),
+        BlueprintSpec(
+            "conv",
+            build_conv,
+            "residual conv block for (B, C, H, W) maps: x + a zero-initialised conv → ReLU → conv branch",
+            {"hidden": 0, "kernel_size": 3},
         ),
     ]

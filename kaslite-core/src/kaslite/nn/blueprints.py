@@ -58,6 +58,33 @@ def residual(dim: int, hidden: int = 64) -> nn.Module:
     return Residual(dim, hidden)
 
 
+class ConvResidual(nn.Module):
+    """``x + conv₂(relu(conv₁(x)))`` on ``(B, C, H, W)`` maps, same padding, ``conv₂ = 0`` when built."""
+
+    def __init__(self, channels: int, hidden: int, kernel_size: int) -> None:
+        super().__init__()
+        padding = kernel_size // 2
+        self.inner = nn.Conv2d(channels, hidden, kernel_size, padding=padding)
+        self.outer = nn.Conv2d(hidden, channels, kernel_size, padding=padding)
+        nn.init.kaiming_normal_(self.inner.weight, nonlinearity="relu")
+        nn.init.zeros_(self.inner.bias)  # type: ignore[arg-type]
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = x + self.outer(torch.relu(self.inner(x)))
+        return out
+
+
+def conv(channels: int, hidden: int = 0, kernel_size: int = 3) -> nn.Module:
+    """A residual convolutional block for feature maps; ``hidden=0`` keeps ``channels`` channels inside."""
+    if hidden < 0:
+        raise InvalidValue("model.blueprint_options.hidden", hidden, "must be an integer >= 0 (0: as many as the input)")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise InvalidValue("model.blueprint_options.kernel_size", kernel_size, "must be an odd integer >= 1")
+    return ConvResidual(channels, hidden or channels, kernel_size)
+
+
 def check_options(spec: BlueprintSpec, options: dict[str, Any]) -> None:
     """Refuse option names the blueprint does not declare, and values its params_type rejects."""
     if spec.params_type is not None:

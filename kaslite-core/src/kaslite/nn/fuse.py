@@ -71,6 +71,8 @@ def _fused_net(net: MorphogeneticNet) -> nn.Sequential:
         fused = _fused_slot(slot)
         if not isinstance(fused, nn.Identity):
             layers.append(fused)
+    if net.pool is not None:
+        layers.append(copy.deepcopy(net.pool))
     layers.append(copy.deepcopy(net.head))
     return nn.Sequential(*layers)
 

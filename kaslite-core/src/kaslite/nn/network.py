@@ -1,4 +1,5 @@
-"""MorphogeneticNet: a trunk MLP whose hidden blocks each end in a slot of sentinel seeds."""
+"""MorphogeneticNet: a trunk (an MLP, or a small CNN for images) whose hidden blocks each end in a
+slot of sentinel seeds."""
 
 from typing import Any
 
@@ -6,6 +7,7 @@ import torch
 from torch import nn
 
 from kaslite.config import SeedConfig
+from kaslite.errors import InvalidValue
 from kaslite.nn.blueprints import build_child
 from kaslite.nn.seed import SeedState, SentinelSeed
 from kaslite.plugins import get_blueprint
@@ -38,11 +40,21 @@ class SeedSlot(nn.Module):
         return x + total
 
 
-class MorphogeneticNet(nn.Module):
-    """Input Linear+ReLU, ``num_layers`` × (Linear+ReLU, seed slot), then the head.
+TRUNKS = ("mlp", "cnn")
+# Builtin blueprints for (B, dim) activations; the cnn trunk's seeds need one for feature maps (conv).
+VECTOR_BLUEPRINTS = frozenset({"mlp", "bottleneck", "residual"})
+# The CNN trunk pools its last feature maps to this many cells a side before the head.
+CNN_POOLED = 2
 
-    ``input_layer`` and ``blocks[i]`` are the Linear layers; the ReLU after each
-    is applied in :meth:`forward`.
+
+class MorphogeneticNet(nn.Module):
+    """Input layer+ReLU, ``num_layers`` × (layer+ReLU, seed slot), then the head.
+
+    ``trunk="mlp"``: Linear layers on ``(B, input_dim)``. ``trunk="cnn"``: 3×3
+    convolutions on ``(B, input_dim, H, W)`` images (``input_dim`` channels),
+    average-pooled to 2×2 cells before a Linear head; its seeds sit on feature
+    maps (use the ``conv`` blueprint). The ReLU after each layer is applied in
+    :meth:`forward`.
     """
 
     def __init__(
@@ -55,8 +67,11 @@ class MorphogeneticNet(nn.Module):
         blueprint: str = "mlp",
         blueprint_options: dict[str, Any] | None = None,
         seed_config: SeedConfig | None = None,
+        trunk: str = "mlp",
     ) -> None:
         super().__init__()
+        if trunk not in TRUNKS:
+            raise InvalidValue("model.trunk", trunk, f"must be one of {', '.join(TRUNKS)}")
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
@@ -65,12 +80,21 @@ class MorphogeneticNet(nn.Module):
         self.blueprint = blueprint
         self.blueprint_options = dict(blueprint_options or {})
         self.seed_config = seed_config or SeedConfig()
+        self.trunk = trunk
         spec = get_blueprint(blueprint)
+        if (trunk == "cnn") != (blueprint == "conv") and blueprint in VECTOR_BLUEPRINTS | {"conv"}:
+            fits = "conv" if trunk == "cnn" else ", ".join(sorted(VECTOR_BLUEPRINTS))
+            raise InvalidValue("model.blueprint", blueprint, f"does not fit the {trunk} trunk; use {fits}")
 
-        # Plain Linear layers with the ReLU applied in forward(): fewer module calls
-        # per step keeps dormant seeds close to a plain MLP's speed (bench/overhead.py).
-        self.input_layer = nn.Linear(input_dim, hidden_dim)
-        self.blocks = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(num_layers))
+        # Plain layers with the ReLU applied in forward(): fewer module calls per
+        # step keeps dormant seeds close to a plain network's speed (bench/overhead.py).
+        def layer(width_in: int) -> nn.Module:
+            if trunk == "cnn":
+                return nn.Conv2d(width_in, hidden_dim, 3, padding=1)
+            return nn.Linear(width_in, hidden_dim)
+
+        self.input_layer = layer(input_dim)
+        self.blocks = nn.ModuleList(layer(hidden_dim) for _ in range(num_layers))
         self.slots = nn.ModuleList(
             SeedSlot(
                 [
@@ -86,15 +110,20 @@ class MorphogeneticNet(nn.Module):
             )
             for layer in range(1, num_layers + 1)
         )
-        self._block_list: list[nn.Linear] = list(self.blocks)  # type: ignore[arg-type]
+        self._block_list: list[nn.Module] = list(self.blocks)
         self._slot_list: list[SeedSlot] = list(self.slots)  # type: ignore[arg-type]
-        self.head = nn.Linear(hidden_dim, num_classes)
+        self.pool: nn.Module | None = None
+        if trunk == "cnn":
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(CNN_POOLED), nn.Flatten())
+        self.head = nn.Linear(hidden_dim * (CNN_POOLED**2 if trunk == "cnn" else 1), num_classes)
         self.metadata: dict[str, Any] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.input_layer(x))
         for block, slot in zip(self._block_list, self._slot_list, strict=True):
             x = slot(torch.relu(block(x)))
+        if self.pool is not None:
+            x = self.pool(x)
         out: torch.Tensor = self.head(x)
         return out
 
@@ -133,6 +162,7 @@ class MorphogeneticNet(nn.Module):
             "blueprint": self.blueprint,
             "blueprint_options": dict(self.blueprint_options),
             "seed_config": unstructure(self.seed_config),
+            "trunk": self.trunk,
         }
 
     @classmethod

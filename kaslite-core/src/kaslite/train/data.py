@@ -44,9 +44,10 @@ def load_split(config: DataConfig, seed: int, device: torch.device) -> SplitData
     arrays = spec.generate(dataset_params(config), seed)
     x = torch.as_tensor(arrays.X, dtype=torch.float32)
     y = torch.as_tensor(arrays.y, dtype=torch.int64)
-    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+    if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise PluginError(
-            f"dataset {config.problem!r} returned X {tuple(x.shape)} and y {tuple(y.shape)}; expected (n, dim) and (n,)"
+            f"dataset {config.problem!r} returned X {tuple(x.shape)} and y {tuple(y.shape)}; "
+            "expected (n, dim) or (n, channels, H, W) and (n,)"
         )
     n = x.shape[0]
     n_train = round(config.train_frac * n)

@@ -70,6 +70,7 @@ def build_net(config: ExperimentConfig, input_dim: int, num_classes: int) -> Mor
         blueprint=m.blueprint,
         blueprint_options=m.blueprint_options,
         seed_config=config.seeds,
+        trunk=m.trunk,
     )
 
 
