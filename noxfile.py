@@ -10,7 +10,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "tests", "e2e"]
+nox.options.sessions = ["lint", "typecheck", "tests", "engine", "e2e"]
 
 ROOT = Path(__file__).parent
 # The CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
@@ -50,6 +50,13 @@ def tests(session: nox.Session, package: str) -> None:
     """One package's tests with only that package (and kaslite-core) installed."""
     install(session, PACKAGES[package])
     session.run("pytest", f"tests/{package}", *session.posargs)
+
+
+@nox.session
+def engine(session: nox.Session) -> None:
+    """The engine under torch.compile and DDP (two gloo processes): slower, so a session of its own."""
+    install(session, "kaslite-core")
+    session.run("pytest", "tests/engine", *session.posargs)
 
 
 @nox.session

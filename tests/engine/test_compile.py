@@ -1,0 +1,51 @@
+"""Growth under torch.compile: a few recompiles per seed transition, never one per step."""
+
+import torch
+from torch import nn
+from torch._dynamo.utils import counters
+
+import kaslite
+from kaslite.config import SeedConfig
+from kaslite.nn import MorphogeneticNet
+
+STEPS_PER_EPOCH = 6
+
+
+def test_a_compiled_run_recompiles_only_at_transitions():
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    config = SeedConfig(blend_steps=4, buffer_size=32, progress_thresh=0.0)
+    net = MorphogeneticNet(2, 8, 2, 1, 2, blueprint_options={"hidden": 8}, seed_config=config)
+    compiled = torch.compile(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    grower = kaslite.Grower(net, "periodic", period=2)
+    g = torch.Generator().manual_seed(0)
+    x_val, y_val = torch.randn(32, 2, generator=g), torch.randint(0, 2, (32,), generator=g)
+    graphs_per_epoch, transitions = [], 0
+    for _ in range(10):
+        compiled.train()
+        for _ in range(STEPS_PER_EPOCH):
+            x, y = torch.randn(16, 2, generator=g), torch.randint(0, 2, (16,), generator=g)
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(compiled(x), y).backward()
+            optimizer.step()
+            grower.step()
+        compiled.eval()
+        with torch.no_grad():
+            val_loss = nn.functional.cross_entropy(compiled(x_val), y_val).item()
+        transitions += len(grower.epoch_end(val_loss=val_loss))
+        graphs_per_epoch.append(counters["stats"]["unique_graphs"])
+    active = [seed.state.value for seed in grower.seeds.values()]
+    assert active == ["active", "active"]
+    transitions += 2  # the two activations happen inside grower.step()
+    assert transitions == 6
+    graphs = counters["stats"]["unique_graphs"]
+    # A graph per mode (train, eval) and set of seeds whose child is in use (none, one, both):
+    # 6 for the whole run, each compiled once, none falling back to eager.
+    assert graphs == 6, (graphs, transitions, graphs_per_epoch)
+    assert counters["frames"]["total"] == counters["frames"]["ok"] == graphs
+    assert graphs_per_epoch[-4:] == [graphs] * 4  # settled: nothing recompiles while nothing changes
+    # And the compiled model computes what the eager one does.
+    with torch.no_grad():
+        assert torch.allclose(compiled(x_val), net(x_val), atol=1e-5)

@@ -1,0 +1,53 @@
+"""DDP: two gloo processes grow the same seeds at the same steps and end with identical parameters."""
+
+import os
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+import kaslite
+from kaslite.config import SeedConfig
+from kaslite.nn import MorphogeneticNet
+
+WORLD = 2
+
+
+def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        torch.manual_seed(100 + rank)  # different initial weights: DDP and growth must make them agree
+        config = SeedConfig(blend_steps=5, buffer_size=64, progress_thresh=0.0, shadow_lr=1e-2)
+        net = MorphogeneticNet(2, 8, 2, 1, 2, blueprint_options={"hidden": 8}, seed_config=config)
+        model = DistributedDataParallel(net, find_unused_parameters=True)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        grower = kaslite.Grower(model, "periodic", period=1)
+        g = torch.Generator().manual_seed(rank)  # each rank sees its own shard
+        log = []
+        for _ in range(10):
+            for _ in range(5):
+                x, y = torch.randn(16, 2, generator=g), torch.randint(0, 2, (16,), generator=g)
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+                grower.step()
+            made = grower.epoch_end(val_loss=float(rank))  # the ranks disagree; rank 0 decides
+            log.append([(t.seed_id, t.to_state) for t in made])
+        states = {sid: seed.state.value for sid, seed in grower.seeds.items()}
+        torch.save({"params": net.state_dict(), "states": states, "log": log}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_grow_identically(tmp_path):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mp.spawn(_rank_main, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD))
+    assert first["states"] == second["states"] == {"seed1_1": "active", "seed2_1": "active"}
+    assert first["log"] == second["log"]
+    assert first["params"].keys() == second["params"].keys()
+    for name, tensor in first["params"].items():
+        assert torch.equal(tensor, second["params"][name]), name
