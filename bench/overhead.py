@@ -1,44 +1,47 @@
-"""Overhead of kaslite's seeds on a training step, as a ratio against a plain MLP.
+"""Overhead of kaslite's seeds, as ratios against plain PyTorch networks in the same process.
 
-Times optimizer steps of ``MorphogeneticNet`` (every seed dormant, then one
-seed active) and of an ``nn.Sequential`` MLP with the same trunk, on the same
-batches, interleaved round by round in one single-threaded process so machine
-noise hits both alike. Ratios are time per step of kaslite ÷ plain (median of
-rounds). Target: dormant_ratio ≤ 1.10.
+Training: optimizer steps of ``MorphogeneticNet`` (every seed dormant; then
+one seed active), each followed by ``grower.step()`` as in a user's loop, with
+one optimizer over every parameter, against an ``nn.Sequential`` of the same
+trunk, on the same batches; also for a CNN trunk, and both compiled with
+``torch.compile``. Inference: ``kaslite.fuse`` of a fully grown network
+against the equivalent plain ``nn.Sequential`` built by hand, at batch 1 and
+64. Each pair is timed interleaved, round by round, single-threaded, so
+machine noise hits both alike; a ratio is the median time of kaslite ÷ the
+median time of plain. Targets: dormant ratios ≤ 1.10, inference ratios ≤ 1.05.
 
     python bench/overhead.py [--json] [--rounds 15] [--steps 200]
 """
 
 import argparse
+import copy
 import json
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+import kaslite
 from kaslite.config import SeedConfig
 from kaslite.nn import MorphogeneticNet
 
+Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
-def plain_mlp(net: MorphogeneticNet) -> nn.Sequential:
+
+def plain_copy(net: MorphogeneticNet) -> nn.Sequential:
     """The same trunk as ``net`` without seed slots, with a copy of its weights."""
-    layers: list[nn.Module] = [nn.Linear(net.input_dim, net.hidden_dim), nn.ReLU()]
-    for _ in range(net.num_layers):
-        layers += [nn.Linear(net.hidden_dim, net.hidden_dim), nn.ReLU()]
-    layers.append(nn.Linear(net.hidden_dim, net.num_classes))
-    mlp = nn.Sequential(*layers)
-    trunk = [net.input_layer, *net.blocks, net.head]
-    linears = [m for m in mlp if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for src, dst in zip(trunk, linears, strict=True):
-            dst.weight.copy_(src.weight)
-            dst.bias.copy_(src.bias)
-    return mlp
+    layers: list[nn.Module] = [net.input_layer, nn.ReLU()]
+    for block in net.blocks:
+        layers += [block, nn.ReLU()]
+    if net.pool is not None:
+        layers.append(net.pool)
+    return copy.deepcopy(nn.Sequential(*layers, net.head))
 
 
-def make_stepper(model: nn.Module, params: list[nn.Parameter], batches: list[tuple[torch.Tensor, torch.Tensor]]):
-    optimizer = torch.optim.Adam(params, lr=1e-3)
+def train_stepper(model: nn.Module, batches: Batches, grower: kaslite.Grower | None) -> Callable[[int], float]:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
 
@@ -49,18 +52,51 @@ def make_stepper(model: nn.Module, params: list[nn.Parameter], batches: list[tup
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(x), y).backward()
             optimizer.step()
+            if grower is not None:
+                grower.step()
         return (time.perf_counter() - started) / steps
 
     return run
 
 
-def ratio(kaslite_step, plain_step, rounds: int, steps: int) -> float:
-    kaslite_step(steps), plain_step(steps)  # warm-up
+def inference_stepper(model: nn.Module, x: torch.Tensor) -> Callable[[int], float]:
+    model.eval()
+
+    @torch.inference_mode()
+    def run(steps: int) -> float:
+        started = time.perf_counter()
+        for _ in range(steps):
+            model(x)
+        return (time.perf_counter() - started) / steps
+
+    return run
+
+
+def ratio(kaslite_step: Callable[[int], float], plain_step: Callable[[int], float], rounds: int, steps: int) -> float:
+    kaslite_step(steps), plain_step(steps)  # warm-up (and compilation)
     k_times, p_times = [], []
     for _ in range(rounds):
         p_times.append(plain_step(steps))
         k_times.append(kaslite_step(steps))
     return statistics.median(k_times) / statistics.median(p_times)
+
+
+def make_batches(shape: tuple[int, ...], classes: int, batch_size: int) -> Batches:
+    g = torch.Generator().manual_seed(0)
+    return [
+        (torch.randn(batch_size, *shape, generator=g), torch.randint(classes, (batch_size,), generator=g))
+        for _ in range(16)
+    ]
+
+
+def grown(net: MorphogeneticNet) -> MorphogeneticNet:
+    for seed in net.seeds.values():
+        seed.germinate()
+        seed.start_blending()
+        while not seed.advance_blend():
+            pass
+        seed.activate()
+    return net
 
 
 def main() -> None:
@@ -70,46 +106,66 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
+    rounds, steps = args.rounds, args.steps
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(0)
-    batches = [
-        (
-            torch.randn(args.batch_size, 2, generator=generator),
-            torch.randint(2, (args.batch_size,), generator=generator),
-        )
-        for _ in range(16)
-    ]
-    net = MorphogeneticNet(2, 16, 2, 1, 2, seed_config=SeedConfig(blend_steps=1))
-    plain = plain_mlp(net)
-    dormant = ratio(
-        make_stepper(net, net.trunk_parameters(), batches),
-        make_stepper(plain, list(plain.parameters()), batches),
-        args.rounds,
-        args.steps,
-    )
+    quick = SeedConfig(blend_steps=1)
+    vectors = make_batches((2,), 2, args.batch_size)
+    images = make_batches((1, 8, 8), 10, args.batch_size)
 
-    active_net = MorphogeneticNet(2, 16, 2, 1, 2, seed_config=SeedConfig(blend_steps=1))
-    seed = active_net.seeds["seed1_1"]
-    seed.germinate()
-    seed.start_blending()
-    seed.advance_blend()
-    seed.activate()
-    active_plain = plain_mlp(active_net)
+    def mlp_net() -> MorphogeneticNet:
+        return MorphogeneticNet(2, 16, 2, 1, 2, seed_config=quick)
+
+    def cnn_net() -> MorphogeneticNet:
+        return MorphogeneticNet(1, 8, 2, 1, 10, blueprint="conv", seed_config=quick, trunk="cnn")
+
+    result: dict[str, float] = {}
+    for name, make, batches in (("dormant_ratio", mlp_net, vectors), ("cnn_dormant_ratio", cnn_net, images)):
+        net = make()
+        result[name] = ratio(
+            train_stepper(net, batches, kaslite.Grower(net, "never")),
+            train_stepper(plain_copy(net), batches, None),
+            rounds,
+            steps,
+        )
+    net = grown(mlp_net())
     active = ratio(
-        make_stepper(active_net, [*active_net.trunk_parameters(), *seed.child.parameters()], batches),
-        make_stepper(active_plain, list(active_plain.parameters()), batches),
-        args.rounds,
-        args.steps,
+        train_stepper(net, vectors, kaslite.Grower(net, "never")),
+        train_stepper(plain_copy(net), vectors, None),
+        rounds,
+        steps,
     )
-    result = {"dormant_ratio": round(dormant, 3), "active_ratio": round(active, 3)}
+    # Compiled: the graphs are built in the warm-up, then steps are timed as above.
+    net = mlp_net()
+    result["compiled_dormant_ratio"] = ratio(
+        train_stepper(torch.compile(net), vectors, kaslite.Grower(net, "never")),
+        train_stepper(torch.compile(plain_copy(net)), vectors, None),
+        rounds,
+        steps,
+    )
+    # Inference: the fused grown network against the same layers assembled by hand.
+    fused = kaslite.fuse(grown(MorphogeneticNet(2, 16, 2, 1, 2, blueprint_options={"hidden": 32})))
+    by_hand = copy.deepcopy(nn.Sequential(*fused))
+    unfused = grown(MorphogeneticNet(2, 16, 2, 1, 2, blueprint_options={"hidden": 32}))
+    for batch in (1, 64):
+        x = torch.randn(batch, 2)
+        result[f"inference_ratio_b{batch}"] = ratio(
+            inference_stepper(fused, x), inference_stepper(by_hand, x), rounds, steps * 5
+        )
+        # For reference: the grown network as it trains, seeds and all, against the same plain layers.
+        result[f"unfused_inference_ratio_b{batch}"] = ratio(
+            inference_stepper(unfused, x), inference_stepper(by_hand, x), rounds, steps * 5
+        )
+    result["active_ratio"] = active
+    result = {key: round(value, 3) for key, value in result.items()}
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"time per training step, kaslite ÷ plain MLP (batch {args.batch_size}, 1 thread):")
-        print(f"  every seed dormant: {dormant:.3f}  (target ≤ 1.10)")
-        print(f"  one seed active:    {active:.3f}")
+        return
+    print(f"time per step, kaslite ÷ plain (batch {args.batch_size} for training, 1 thread):")
+    for key, value in result.items():
+        target = " (target ≤ 1.10)" if "dormant" in key else " (target ≤ 1.05)" if "inference" in key else ""
+        print(f"  {key:24s} {value:.3f}{target}")
 
 
 if __name__ == "__main__":

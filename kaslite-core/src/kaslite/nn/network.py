@@ -28,7 +28,8 @@ class SeedSlot(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(self._seed_list) == 1:
-            out: torch.Tensor = self._seed_list[0](x)
+            # forward() directly: a seed's module call would cost as much as the dormant seed itself.
+            out: torch.Tensor = self._seed_list[0].forward(x)
             return out
         total: torch.Tensor | None = None
         for seed in self._seed_list:
@@ -121,7 +122,7 @@ class MorphogeneticNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.input_layer(x))
         for block, slot in zip(self._block_list, self._slot_list, strict=True):
-            x = slot(torch.relu(block(x)))
+            x = slot.forward(torch.relu(block(x)))  # no module-call overhead for kaslite's own slots
         if self.pool is not None:
             x = self.pool(x)
         out: torch.Tensor = self.head(x)

@@ -151,27 +151,32 @@ class SentinelSeed(nn.Module):
         """Mean running activation variance at the slot; low means a bottleneck."""
         return float(self.health_var.float().mean())
 
+    def _keep(self, x: torch.Tensor | None, out: torch.Tensor | None = None, is_change: bool = False) -> None:
+        # Through __dict__, not nn.Module.__setattr__: a dormant seed must cost almost nothing per
+        # step, and the module's setattr alone costs more than the rest of its forward.
+        self.__dict__.update(_seen=x, _seen_out=out, _seen_is_change=is_change)
+
     def delta(self, x: torch.Tensor) -> torch.Tensor | None:
         """``α·(child(x) − x)``, or None where the seed is an exact identity (for slots of several seeds)."""
-        if self.training:
-            self._seen = x
         if not self._child_in_use:
+            if self.training:
+                self._keep(x)
             return None
         change: torch.Tensor = self.blend_alpha * (self.child(x) - x)
         if self.training:
-            self._seen_out, self._seen_is_change = change, True
+            self._keep(x, change, True)
         return change
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x + α·(child(x) − x)``, computed as ``lerp(x, child(x), α)``: exactly ``x`` at α = 0 and
         exactly ``child(x)`` at α = 1, so an active seed and its fused child agree bit for bit."""
-        if self.training:
-            self._seen = x
         if not self._child_in_use:
+            if self.training:
+                self._keep(x)
             return x
         out = torch.lerp(x, self.child(x).to(x.dtype), self.blend_alpha.to(x.dtype))
         if self.training:
-            self._seen_out, self._seen_is_change = out, False
+            self._keep(x, out)
         return out
 
     # -- lifecycle -----------------------------------------------------------
@@ -239,14 +244,16 @@ class SentinelSeed(nn.Module):
 
     # -- observation: health, reservoir, drift -------------------------------
 
-    @torch.no_grad()
     def observe(self) -> None:
         """Learn from the last training batch forward saw: the reservoir, and (one batch in
         ``health_every``) the health signal and drift. The growth driver calls it after each step."""
         x, change = self._seen, self._seen_out
-        self._seen = self._seen_out = None
-        if x is None or self._state is SeedState.CULLED:
+        if x is None:
             return
+        self._keep(None)
+        if self._state is SeedState.CULLED:
+            return
+        # Everything below works on detached tensors: no autograd context needed (and none paid for).
         x = x.detach()
         self._batch_size = x.shape[0]
         if self._state is SeedState.TRAINING:
