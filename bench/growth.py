@@ -1,145 +1,293 @@
-"""Does growth pay? kaslite's grown networks against honest baselines, seeds 0-4.
+"""Does growth pay? kaslite's grown networks against the networks a user would train instead.
 
-spirals-hard is the original design's default problem: the classic two spirals
-(4 turns, 2000 points, noise 0.25, one extra noise dimension).
+Every arm of a (task, seed) trains on the identical tensors, with the same
+optimiser (Adam at kaslite's default lr), batch size and total epochs:
 
-Arms, all with the same total epochs, batch size and learning rate:
-  grown         the small trunk, seeds grown by the kasmina controller
-  periodic      the same, seeds grown every `period` epochs
-  never         the small trunk alone
-  from-scratch  the architecture `grown` reached (its active seeds), trained as a
-                static network from epoch 0
-  static-wide   a plain 128×3 MLP
+  grown               kaslite's defaults: the small trunk, seeds grown by the kasmina policy
+  periodic            the same trunk, a seed germinated every `period` epochs
+  never               the trunk alone
+  from-scratch        the architecture `grown` reached, trained as a static network from epoch 0
+  static-wide         a plain 128×3 MLP
+  static-same-params  the best plain MLP of a fixed family of shapes within the grown network's
+                      parameter count (chosen on seeds 10-19, reported on 0-9; see --select)
+  gromo               gromo 0.1.0's GrowingMLP grown with TINY (bench/gromo_arm.py), where installed
 
-Writes bench/results/growth.json ({task, arm, seed, val_acc, params, wall_s} records),
-growth.md (task × arm table) and growth.png (val acc against params per task).
+Tasks: spirals-hard is the original design's problem as an outside evaluator drew it (two
+spirals, radius = angle, 4 turns, 2000 points, noise 0.25, class 1 = class 0 negated, one extra
+N(0, 1) input, standardised on the train split); spirals-default is `kaslite run`'s problem;
+digits is scikit-learn's 8×8 digits; moons, clusters and spheres are easy problems on which
+growth must do no harm. Defaults were chosen on seeds 10-19; figures are reported on seeds 0-9.
 
-    python bench/growth.py [--seeds 0 1 2 3 4] [--tasks spirals-hard moons] [--jobs 2]
+Writes bench/results/growth.json (one record per task, arm and seed), growth.md (the table),
+growth-pareto.png (val acc against parameters, a marker per arm and seed).
+
+    python bench/growth.py --jobs 2                 # seeds 0-9, every task and arm
+    python bench/growth.py --select --jobs 2        # re-choose static-same-params' shapes (seeds 10-19)
 """
 
 import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SHAPES_FILE = RESULTS / "growth-shapes.json"
+REPORT_SEEDS = list(range(10))
+SELECTION_SEEDS = list(range(10, 20))
 
+# Each task: the dataset, whether to standardise features on the train split, and what it
+# overrides of kaslite's default experiment (a small trunk where the default is too small for it).
 TASKS: dict[str, dict[str, Any]] = {
     "spirals-hard": {
-        "problem": "spirals",
-        "params": {"rotations": 4.0, "n_samples": 2000, "noise": 0.25, "input_dim": 3},
+        "data": {
+            "problem": "spirals",
+            "params": {
+                "rotations": 4.0,
+                "n_samples": 2000,
+                "noise": 0.25,
+                "input_dim": 3,
+                "mirror": True,
+                "extra_std": 1.0,
+            },
+        },
+        "standardize": True,
+        "config": {
+            "model": {"hidden_dim": 32, "num_layers": 3, "blueprint_options": {"hidden": 24}},
+            "train": {"batch_size": 64},
+        },
     },
-    "spirals-default": {"problem": "spirals", "params": {}},
-    "moons": {"problem": "moons", "params": {"noise": 0.1}},
-    "clusters": {"problem": "clusters", "params": {"n_centers": 4}},
-    "spheres": {"problem": "spheres", "params": {"n_shells": 3, "input_dim": 3}},
+    "spirals-default": {"data": {"problem": "spirals", "params": {}}},
+    "digits": {"data": {"problem": "digits", "params": {}}, "config": {"train": {"batch_size": 64}}},
+    "moons": {"data": {"problem": "moons", "params": {"noise": 0.1}}},
+    "clusters": {"data": {"problem": "clusters", "params": {"n_centers": 4}}},
+    "spheres": {"data": {"problem": "spheres", "params": {"n_shells": 3, "input_dim": 3}}},
 }
-ARMS = ["grown", "periodic", "never", "from-scratch", "static-wide"]
-# Per-task training budget: bigger batches where there is more data keep the bench within minutes.
-TRAIN: dict[str, dict[str, Any]] = {"spirals-hard": {"batch_size": 64}}
-# Per-task small trunk. On spirals-hard the default 16-wide trunk is too narrow to grow reliably
-# (16×2 with 128-wide seeds: mean 0.891, one run at 0.538); 32×2 with 64-wide seeds reaches 0.990
-# (min 0.975) and 32×3 with 48-wide seeds 0.995 (min 0.985), both under 13k parameters.
-MODEL: dict[str, dict[str, Any]] = {
-    "spirals-hard": {"hidden_dim": 32, "num_layers": 3, "blueprint_options": {"hidden": 48}},
-}
+ARMS = ["grown", "periodic", "never", "from-scratch", "static-wide", "static-same-params", "gromo"]
+GROWING_ARMS = {"grown": "kasmina", "periodic": "periodic", "never": "never"}
+# Where growth happens, the grown network meets the best plain network of its size and gromo.
+SAME_PARAMS_TASKS = ("spirals-hard", "spirals-default", "digits")
+GROMO_TASKS = ("spirals-hard", "digits")
+# The plain MLPs static-same-params chooses from: widths × numbers of hidden layers.
+FAMILY = [(width, depth) for width in (16, 32, 48, 64, 96) for depth in (2, 3, 4, 5)]
+WIDE = (128, 3)
 
 
-def experiment(task: str, seed: int, controller: str) -> dict[str, Any]:
+def config_for(task: str, seed: int, controller: str = "kasmina") -> Any:
+    from kaslite.config import build_config
+
     spec = TASKS[task]
-    return {
-        "data": {"problem": spec["problem"], "params": spec["params"]},
-        "model": MODEL.get(task, {}),
-        "controller": {"name": controller},
-        "train": {"seed": seed, **TRAIN.get(task, {})},
-    }
+    return build_config(
+        {"data": spec["data"], "controller": {"name": controller}, "train": {"seed": seed}},
+        spec.get("config", {}),
+    )
 
 
-def train_static(net: Any, config: Any, params: list[Any]) -> float:
-    """Plain training of every parameter from epoch 0, the trainer's loop without growth."""
+def split_for(task: str, seed: int) -> Any:
+    """The (task, seed)'s tensors, standardised on the train split where the task says so."""
     import torch
 
-    from kaslite.train.data import load_split
+    from kaslite.train.data import SplitData, load_split
 
-    data = load_split(config.data, config.train.seed, torch.device("cpu"))
-    optimizer = torch.optim.Adam(params, lr=config.train.lr)
+    config = config_for(task, seed)
+    split = load_split(config.data, seed, torch.device("cpu"))
+    if not TASKS[task].get("standardize"):
+        return split
+    mean, std = split.x_train.mean(0), split.x_train.std(0).clamp_min(1e-12)
+    return SplitData(
+        (split.x_train - mean) / std, split.y_train, (split.x_val - mean) / std, split.y_val, split.num_classes
+    )
+
+
+def plain_mlp(inputs: int, width: int, depth: int, classes: int) -> Any:
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    for index in range(depth):
+        layers += [nn.Linear(inputs if index == 0 else width, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, classes))
+
+
+def count(net: Any) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def train_static(net: Any, split: Any, config: Any) -> float:
+    """Plain training of every parameter from epoch 0: the trainer's batches, optimiser and epochs."""
+    import torch
+
+    from kaslite.train.data import TensorBatches
+
+    batches = TensorBatches(split, config.train.batch_size, config.train.seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.train.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
-    shuffle = torch.Generator().manual_seed(config.train.seed + 1)
-    epochs = config.train.warm_up_epochs + config.train.adaptation_epochs
-    for _ in range(epochs):
+    for _ in range(config.train.warm_up_epochs + config.train.adaptation_epochs):
         net.train()
-        order = torch.randperm(data.x_train.shape[0], generator=shuffle)
-        for start in range(0, order.shape[0], config.train.batch_size):
-            index = order[start : start + config.train.batch_size]
+        for x, y in batches.train():
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(net(data.x_train[index]), data.y_train[index]).backward()
+            loss_fn(net(x), y).backward()
             optimizer.step()
     net.eval()
     with torch.no_grad():
-        return float((net(data.x_val).argmax(dim=1) == data.y_val).float().mean())
+        return int((net(split.x_val).argmax(dim=1) == split.y_val).sum()) / split.y_val.shape[0]
 
 
-def run_arm(task: str, arm: str, seed: int, grown_seeds: list[str] | None = None) -> dict[str, Any]:
+def run_growing(task: str, arm: str, seed: int, split: Any) -> dict[str, Any]:
+    import kaslite
+
+    result = kaslite.fit(None, split, config=config_for(task, seed, GROWING_ARMS[arm]))
+    states = {e["seed_id"]: e["to_state"] for e in result.events if e["event"] == "seed_transition"}
+    return {
+        "val_acc": result.metrics["val_acc"],
+        "params": result.metrics["params_total"],
+        "grown_seeds": sorted(sid for sid, state in states.items() if state == "active"),
+    }
+
+
+def run_from_scratch(task: str, seed: int, split: Any, grown_seeds: list[str]) -> dict[str, Any]:
     import torch
 
-    from kaslite.config import build_config
-    from kaslite.train import Trainer
-    from kaslite.train.data import load_split
     from kaslite.train.trainer import build_net
 
+    config = config_for(task, seed, "never")
+    torch.manual_seed(seed)
+    net = build_net(config, split.input_dim, split.num_classes)
+    for seed_id in grown_seeds:
+        grown = net.seeds[seed_id]
+        grown.germinate()
+        grown.start_blending()
+        while not grown.advance_blend():
+            pass
+        grown.activate()
+    params = net.param_counts()[1]
+    return {"val_acc": train_static(net, split, config), "params": params}
+
+
+def run_plain(task: str, seed: int, split: Any, shape: tuple[int, int]) -> dict[str, Any]:
+    import torch
+
+    torch.manual_seed(seed)
+    net = plain_mlp(split.input_dim, *shape, split.num_classes)
+    return {"val_acc": train_static(net, split, config_for(task, seed)), "params": count(net), "shape": list(shape)}
+
+
+def run_gromo(task: str, seed: int, split: Any) -> dict[str, Any]:
+    from gromo_arm import train_gromo
+
+    config = config_for(task, seed)
+    epochs = config.train.warm_up_epochs + config.train.adaptation_epochs
+    out = train_gromo(
+        split.x_train,
+        split.y_train,
+        split.x_val,
+        split.y_val,
+        seed=seed,
+        epochs=epochs,
+        batch_size=config.train.batch_size,
+        lr=config.train.lr,
+        num_classes=split.num_classes,
+    )
+    return {"val_acc": out["val_acc"], "params": out["params"]}
+
+
+def applies(arm: str, task: str, shapes: dict[str, list[int]]) -> bool:
+    if arm == "static-same-params":
+        return task in shapes
+    if arm == "gromo":
+        return task in GROMO_TASKS and gromo_installed()
+    return True
+
+
+def run_seed(task: str, seed: int, arms: list[str], shapes: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """Every chosen arm on one (task, seed); from-scratch needs grown's architecture first."""
+    import torch
+
     torch.set_num_threads(1)
-    started = time.perf_counter()
-    record: dict[str, Any] = {"task": task, "arm": arm, "seed": seed}
-    if arm in ("grown", "periodic", "never"):
-        controller = {"grown": "kasmina", "periodic": "periodic", "never": "never"}[arm]
-        config = build_config(experiment(task, seed, controller))
-        with tempfile.TemporaryDirectory() as run_dir:
-            trainer = Trainer(config, Path(run_dir))
-            metrics = trainer.run().metrics
-        record.update(val_acc=metrics["val_acc"], params=metrics["params_total"])
-        record["grown_seeds"] = [sid for sid, s in trainer.net.seeds.items() if s.state.value == "active"]
-    else:
-        config = build_config(experiment(task, seed, "never"))
-        torch.manual_seed(seed)
-        data = load_split(config.data, seed, torch.device("cpu"))
-        if arm == "from-scratch":
-            net = build_net(config, data.input_dim, data.num_classes)
-            for seed_id in grown_seeds or []:
-                grown = net.seeds[seed_id]
-                grown.germinate()
-                grown.start_blending()
-                while not grown.advance_blend():
-                    pass
-                grown.activate()
-            params = list(net.parameters())
-            record["params"] = net.param_counts()[1]
+    split = split_for(task, seed)
+    records: list[dict[str, Any]] = []
+    grown: dict[str, Any] = {}
+    for arm in (arm for arm in arms if applies(arm, task, shapes)):
+        started = time.perf_counter()
+        if arm in GROWING_ARMS:
+            record = run_growing(task, arm, seed, split)
+        elif arm == "from-scratch":
+            grown = grown or run_growing(task, "grown", seed, split)
+            record = run_from_scratch(task, seed, split, grown["grown_seeds"])
+        elif arm == "static-wide":
+            record = run_plain(task, seed, split, WIDE)
+        elif arm == "static-same-params":
+            width, depth = shapes[task]
+            record = run_plain(task, seed, split, (width, depth))
         else:
-            layers: list[torch.nn.Module] = []
-            width = data.input_dim
-            for _ in range(3):
-                layers += [torch.nn.Linear(width, 128), torch.nn.ReLU()]
-                width = 128
-            net = torch.nn.Sequential(*layers, torch.nn.Linear(width, data.num_classes))
-            params = list(net.parameters())
-            record["params"] = sum(p.numel() for p in params)
-        record["val_acc"] = train_static(net, config, params)
-    record["wall_s"] = round(time.perf_counter() - started, 2)
-    return record
+            record = run_gromo(task, seed, split)
+        if arm == "grown":
+            grown = record
+        wall = round(time.perf_counter() - started, 2)
+        kept = {key: value for key, value in record.items() if key != "grown_seeds"}
+        records.append({"task": task, "arm": arm, "seed": seed, **kept, "wall_s": wall})
+    return records
 
 
-def run_seed(task: str, seed: int) -> list[dict[str, Any]]:
-    """Every arm for one (task, seed); from-scratch needs grown's architecture first."""
-    grown = run_arm(task, "grown", seed)
-    rows = [grown] + [run_arm(task, arm, seed, grown["grown_seeds"]) for arm in ARMS[1:]]
-    return rows
+def gromo_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gromo") is not None
 
 
-def table(records: list[dict[str, Any]]) -> str:
+# -- choosing static-same-params' shape on the selection seeds -----------------------------------
+
+
+def select_shapes(tasks: list[str], jobs: int) -> dict[str, list[int]]:
+    """For each task: the grown arm's mean parameter count on seeds 10-19 is the budget; the
+    family shape within it with the best mean val acc on those seeds wins."""
+    choices: dict[str, list[int]] = {}
+    report: dict[str, Any] = {}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for task in tasks:
+            grown = list(
+                pool.map(
+                    run_seed,
+                    [task] * len(SELECTION_SEEDS),
+                    SELECTION_SEEDS,
+                    [["grown"]] * len(SELECTION_SEEDS),
+                    [{}] * len(SELECTION_SEEDS),
+                )
+            )
+            budget = statistics.mean(rows[0]["params"] for rows in grown)
+            split = split_for(task, SELECTION_SEEDS[0])
+            candidates = [s for s in FAMILY if count(plain_mlp(split.input_dim, *s, split.num_classes)) <= budget]
+            jobs_args = [(task, seed, shape) for shape in candidates for seed in SELECTION_SEEDS]
+            scores = list(pool.map(_plain_job, *zip(*jobs_args, strict=True)))
+            by_shape = {
+                shape: statistics.mean(acc for (_, _, s), acc in zip(jobs_args, scores, strict=True) if s == shape)
+                for shape in candidates
+            }
+            best = max(by_shape, key=lambda shape: by_shape[shape])
+            choices[task] = list(best)
+            report[task] = {
+                "budget": round(budget),
+                "chosen": list(best),
+                "mean_val_acc": {f"{w}x{d}": round(a, 4) for (w, d), a in by_shape.items()},
+            }
+            print(f"{task}: budget {budget:,.0f} params -> {best[0]}x{best[1]} ({by_shape[best]:.4f})", flush=True)
+    SHAPES_FILE.write_text(json.dumps({"choices": choices, "selection": report}, indent=1) + "\n")
+    return choices
+
+
+def _plain_job(task: str, seed: int, shape: tuple[int, int]) -> float:
+    import torch
+
+    torch.set_num_threads(1)
+    return float(run_plain(task, seed, split_for(task, seed), shape)["val_acc"])
+
+
+# -- reporting -----------------------------------------------------------------------------------
+
+
+def table(records: list[dict[str, Any]], shapes: dict[str, list[int]]) -> str:
     lines = [
         "| task | arm | val acc mean | val acc min | params (mean) | wall s (mean) |",
         "|---|---|---|---|---|---|",
@@ -152,8 +300,9 @@ def table(records: list[dict[str, Any]]) -> str:
             accs = [r["val_acc"] for r in rows]
             params = statistics.mean(r["params"] for r in rows)
             wall = statistics.mean(r["wall_s"] for r in rows)
+            name = f"{arm} ({shapes[task][0]}×{shapes[task][1]})" if arm == "static-same-params" else arm
             lines.append(
-                f"| {task} | {arm} | {statistics.mean(accs):.3f} | {min(accs):.3f} | {params:,.0f} | {wall:.1f} |"
+                f"| {task} | {name} | {statistics.mean(accs):.3f} | {min(accs):.3f} | {params:,.0f} | {wall:.1f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -166,22 +315,14 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
     from matplotlib.ticker import NullFormatter
 
     tasks = list(dict.fromkeys(r["task"] for r in records))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for index, (arm, marker) in enumerate(zip(ARMS, "os^Dv", strict=True)):
+        for arm, marker in zip(ARMS, "os^Dvpx", strict=True):
             rows = [r for r in records if r["task"] == task and r["arm"] == arm]
-            if not rows:
-                continue
-            # Arms often share a parameter count (grown and from-scratch always do): nudge each
-            # arm sideways so none hides another; seeds are faint, the mean is the solid marker.
-            shift = 1.06 ** (index - 2)
-            params = [r["params"] * shift for r in rows]
-            accs = [r["val_acc"] for r in rows]
-            points = ax.scatter(params, accs, marker=marker, s=14, alpha=0.35)
-            ax.scatter(
-                [statistics.mean(params)], [statistics.mean(accs)], marker=marker, s=50,
-                color=points.get_facecolor()[0][:3], edgecolors="black", label=arm,
-            )  # fmt: skip
+            if rows:
+                ax.scatter(
+                    [r["params"] for r in rows], [r["val_acc"] for r in rows], marker=marker, s=16, alpha=0.6, label=arm
+                )
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(task)
@@ -194,23 +335,31 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=REPORT_SEEDS)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--select", action="store_true", help="re-choose static-same-params' shapes first")
     args = parser.parse_args()
 
     started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.select:
+        shapes = select_shapes([t for t in args.tasks if t in SAME_PARAMS_TASKS], args.jobs)
+    else:
+        shapes = json.loads(SHAPES_FILE.read_text())["choices"] if SHAPES_FILE.exists() else {}
     jobs = [(task, seed) for task in args.tasks for seed in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        records = [row for rows in pool.map(run_seed, *zip(*jobs, strict=True)) for row in rows]
-    for record in records:
-        record.pop("grown_seeds", None)
-    args.out.mkdir(parents=True, exist_ok=True)
+        records = [
+            row
+            for rows in pool.map(run_seed, *zip(*jobs, strict=True), [args.arms] * len(jobs), [shapes] * len(jobs))
+            for row in rows
+        ]
     (args.out / "growth.json").write_text(json.dumps(records, indent=1) + "\n")
-    (args.out / "growth.md").write_text(table(records))
-    plot(records, args.out / "growth.png")
-    print(table(records))
+    (args.out / "growth.md").write_text(table(records, shapes))
+    plot(records, args.out / "growth-pareto.png")
+    print(table(records, shapes))
     print(f"{len(records)} runs in {time.perf_counter() - started:.0f} s -> {args.out}")
 
 

@@ -44,8 +44,8 @@ def test_every_transition_preserves_the_function(tmp_path):
     assert {s.state.value for s in trainer.net.seeds.values()} == {"active"}
 
 
-def test_phase_two_freezes_the_hidden_trunk_only(tmp_path):
-    trainer = Trainer(tiny_config(), tmp_path)
+def test_phase_two_freezes_the_hidden_trunk_only_when_asked(tmp_path):
+    trainer = Trainer(tiny_config(train={"freeze_trunk": True}), tmp_path)
     trainer.run()
     net = trainer.net
     assert all(not p.requires_grad for m in net.hidden_trunk() for p in m.parameters())
@@ -181,3 +181,21 @@ def test_a_start_failure_is_told_to_the_others_only_after_they_started(tmp_path)
     Trainer(tiny_config(), tmp_path, {"broken": BrokenAtStart(), "listener": Listener()}).run()
     assert calls[0] == "start"
     assert calls[1].startswith("tracker 'broken' failed in on_run_start and was detached")
+
+
+def test_by_default_the_whole_network_keeps_learning_in_phase_two(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path)
+    trainer._setup()
+    first = [p.detach().clone() for p in trainer.net.hidden_trunk()[0].parameters()]
+    trainer.run()
+    assert all(p.requires_grad for p in trainer.net.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(first, trainer.net.hidden_trunk()[0].parameters(), strict=True))
+
+
+def test_freezing_a_module_that_cannot_say_what_to_freeze_is_a_clear_error(tmp_path):
+    from kaslite.errors import ConfigError
+
+    from .user_model import UserNet
+
+    with pytest.raises(ConfigError, match="train.freeze_trunk is true but UserNet has no hidden_trunk"):
+        Trainer(tiny_config(train={"freeze_trunk": True}), model=UserNet()).run()

@@ -57,8 +57,6 @@ def fit(
         layers.append({"data": {"problem": data}})
     if isinstance(controller, str):
         layers.append({"controller": {"name": controller}})
-    if model is not None and not any("freeze_trunk" in layer.get("train", {}) for layer in layers):
-        layers.append({"train": {"freeze_trunk": hasattr(model, "hidden_trunk")}})
     resolved = build_config(*layers)
     named = _named(trackers)
     folder = None if run_dir is None else Path(run_dir)
