@@ -1,6 +1,5 @@
 """kaslite.fuse: a grown model as plain modules, equal in output, exportable."""
 
-
 import pytest
 import torch
 from torch import nn

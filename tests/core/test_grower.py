@@ -185,9 +185,6 @@ def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path)
     shuffle = torch.Generator().manual_seed(t.seed + 1)
     loss_fn = torch.nn.CrossEntropyLoss()
     for _ in range(t.warm_up_epochs + t.adaptation_epochs):
-        if grower.phase == 2:
-            for module in net.hidden_trunk():
-                module.requires_grad_(False)
         net.train()
         order = torch.randperm(data.x_train.shape[0], generator=shuffle)
         total = 0.0

@@ -9,7 +9,9 @@ README = Path(__file__).resolve().parents[2] / "kaslite-core" / "README.md"
 
 
 def readme_grower_code() -> str:
-    (code,) = re.findall(r"<!-- grower-example -->\n```python\n(.*?)```\n<!-- /grower-example -->", README.read_text(), re.S)
+    (code,) = re.findall(
+        r"<!-- grower-example -->\n```python\n(.*?)```\n<!-- /grower-example -->", README.read_text(), re.S
+    )
     return code
 
 
@@ -30,4 +32,3 @@ def test_the_readme_example_grows_both_seeds_smoothly(monkeypatch):
     }
     assert all(e.output_change <= 1e-6 for e in seen), [(e.seed_id, e.to_state, e.output_change) for e in seen]
     assert namespace["val_acc"] > 0.9
-

@@ -121,7 +121,7 @@ def test_a_cnn_trunk_grows_conv_seeds():
 
 
 def test_a_blueprint_that_does_not_fit_the_trunk_is_refused():
-    with pytest.raises(kaslite.errors.InvalidValue, match="model.blueprint = 'mlp': does not fit the cnn trunk"):
+    with pytest.raises(kaslite.errors.InvalidValue, match=r"model\.blueprint = 'mlp': does not fit the cnn trunk"):
         MorphogeneticNet(1, 4, 1, 1, 2, blueprint="mlp", trunk="cnn")
 
 

@@ -1,6 +1,5 @@
 """The trainer: transitions preserve the function, optimizer state survives growth, runs are deterministic."""
 
-import copy
 import csv
 import json
 
@@ -197,5 +196,5 @@ def test_freezing_a_module_that_cannot_say_what_to_freeze_is_a_clear_error(tmp_p
 
     from .user_model import UserNet
 
-    with pytest.raises(ConfigError, match="train.freeze_trunk is true but UserNet has no hidden_trunk"):
+    with pytest.raises(ConfigError, match=r"train\.freeze_trunk is true but UserNet has no hidden_trunk"):
         Trainer(tiny_config(train={"freeze_trunk": True}), model=UserNet()).run()

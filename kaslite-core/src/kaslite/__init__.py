@@ -26,7 +26,17 @@ _LAZY = {
     "save_model": "kaslite.models.files",
 }
 
-__all__ = ["Grower", "__version__", "fit", "fuse", "get_plugin_manager", "hookimpl", "load_model", "reset_plugin_manager", "save_model"]
+__all__ = [
+    "Grower",
+    "__version__",
+    "fit",
+    "fuse",
+    "get_plugin_manager",
+    "hookimpl",
+    "load_model",
+    "reset_plugin_manager",
+    "save_model",
+]
 
 
 def __getattr__(name: str) -> Any:

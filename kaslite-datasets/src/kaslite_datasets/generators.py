@@ -78,7 +78,7 @@ def generate_spirals(params: SpiralsParams, seed: int) -> DataArrays:
 
     rng = np.random.default_rng(seed)
     extra_std = params.noise if params.extra_std is None else params.extra_std
-    parts = []
+    parts: list[np.ndarray] = []
     for label, size in enumerate(_class_sizes(params.n_samples, 2)):
         if params.mirror and label == 1:
             points = -parts[0][:size, :2]  # class 0 negated, noise included
@@ -154,11 +154,9 @@ def generate_digits(params: DigitsParams, seed: int) -> DataArrays:
     import numpy as np
 
     try:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # type: ignore[import-untyped]
     except ImportError:
-        raise InvalidValue(
-            "problem", "digits", "needs scikit-learn: pip install 'kaslite-datasets[digits]'"
-        ) from None
+        raise InvalidValue("problem", "digits", "needs scikit-learn: pip install 'kaslite-datasets[digits]'") from None
     digits = load_digits()
     rng = np.random.default_rng(seed)
     keep = rng.permutation(len(digits.target))[: params.n_samples]

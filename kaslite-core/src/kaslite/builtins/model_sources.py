@@ -16,7 +16,7 @@ def load_file(uri: str) -> Any:
     from kaslite.models import LoadedModel, load_model
 
     net = load_model(_path(uri))
-    return LoadedModel(net=net, metadata=net.metadata, uri=uri, version=None)
+    return LoadedModel(net=net, metadata=getattr(net, "metadata", {}), uri=uri, version=None)
 
 
 def list_file_versions(uri: str) -> list[dict[str, Any]]:

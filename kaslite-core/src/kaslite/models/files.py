@@ -168,5 +168,5 @@ def load_model(path: str | Path, model: "nn.Module | None" = None) -> "nn.Module
         raise ModelFileError(
             f"model file {str(path)!r} does not fit {type(target).__name__}: {str(exc).splitlines()[0]}"
         ) from None
-    target.metadata = dict(payload.get("metadata", {}))
+    object.__setattr__(target, "metadata", dict(payload.get("metadata", {})))  # plain data, not a submodule
     return model.eval()

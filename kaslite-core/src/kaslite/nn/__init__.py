@@ -4,4 +4,12 @@ from kaslite.nn.fuse import fuse
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedLifecycleError, SeedState, SentinelSeed
 
-__all__ = ["ALLOWED_TRANSITIONS", "MorphogeneticNet", "SeedLifecycleError", "SeedSlot", "SeedState", "SentinelSeed", "fuse"]
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "MorphogeneticNet",
+    "SeedLifecycleError",
+    "SeedSlot",
+    "SeedState",
+    "SentinelSeed",
+    "fuse",
+]

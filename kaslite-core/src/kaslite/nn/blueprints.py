@@ -79,7 +79,9 @@ class ConvResidual(nn.Module):
 def conv(channels: int, hidden: int = 0, kernel_size: int = 3) -> nn.Module:
     """A residual convolutional block for feature maps; ``hidden=0`` keeps ``channels`` channels inside."""
     if hidden < 0:
-        raise InvalidValue("model.blueprint_options.hidden", hidden, "must be an integer >= 0 (0: as many as the input)")
+        raise InvalidValue(
+            "model.blueprint_options.hidden", hidden, "must be an integer >= 0 (0: as many as the input)"
+        )
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise InvalidValue("model.blueprint_options.kernel_size", kernel_size, "must be an odd integer >= 1")
     return ConvResidual(channels, hidden or channels, kernel_size)

@@ -337,7 +337,7 @@ class SentinelSeed(nn.Module):
         device_type = batch.device.type
         with torch.enable_grad(), torch.autocast(device_type, enabled=False):
             loss = nn.functional.mse_loss(self.child(batch), batch)
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            grads: list[torch.Tensor | None] = list(torch.autograd.grad(loss, params, allow_unused=True))
         self._shadow_steps += 1
         beta1, beta2 = ADAM_BETAS
         step_size = self.config.shadow_lr / (1 - beta1**self._shadow_steps)

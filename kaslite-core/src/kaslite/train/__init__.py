@@ -27,9 +27,9 @@ __all__ = [
     "RunWarning",
     "SeedTransition",
     "Tracker",
+    "Trainer",
     "count_parameters",
     "find_seeds",
-    "Trainer",
     "resume_experiment",
     "run_experiment",
 ]

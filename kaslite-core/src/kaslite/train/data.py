@@ -72,7 +72,11 @@ class Batches:
     """What the trainer iterates: training batches, validation batches, a probe batch."""
 
     input_dim: int
-    num_classes: int
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the labels name (for building a default network)."""
+        raise NotImplementedError
 
     def train(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
@@ -98,8 +102,11 @@ class TensorBatches(Batches):
         self.data = data
         self.batch_size = batch_size
         self.input_dim = int(data.x_train.shape[1])
-        self.num_classes = data.num_classes
         self.shuffle = torch.Generator().manual_seed(seed + 1)
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
 
     def train(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.data.x_train, self.data.y_train
@@ -133,7 +140,7 @@ class LoaderBatches(Batches):
         self._probe = first[0]
         self._num_classes: int | None = None
 
-    @property  # type: ignore[override]
+    @property
     def num_classes(self) -> int:
         """Largest label + 1 over the training batches (read once, only if a default network needs it)."""
         if self._num_classes is None:
@@ -160,8 +167,14 @@ def make_batches(source: DataSource | None, config: Any, device: torch.device) -
     if source is None:
         return TensorBatches(load_split(config.data, train.seed, device), train.batch_size, train.seed)
     if isinstance(source, SplitData):
-        split = SplitData(*(t.to(device) for t in attrs.astuple(source, recurse=False)[:4]), source.num_classes)
-        return TensorBatches(split, train.batch_size, train.seed)
+        moved = attrs.evolve(
+            source,
+            x_train=source.x_train.to(device),
+            y_train=source.y_train.to(device),
+            x_val=source.x_val.to(device),
+            y_val=source.y_val.to(device),
+        )
+        return TensorBatches(moved, train.batch_size, train.seed)
     if isinstance(source, tuple) and len(source) == 4 and all(isinstance(t, torch.Tensor) for t in source):
         x_train, y_train, x_val, y_val = (t.to(device) for t in source)
         if y_train.is_floating_point():

@@ -241,8 +241,7 @@ class Grower:
     def seed_views(self) -> tuple[SeedView, ...]:
         """Every seed as a policy sees it, in order."""
         return tuple(
-            SeedView(s.seed_id, s.layer, s.state.value, s.alpha, s.health, s.drift, s.progress)
-            for s in self._seed_list
+            SeedView(s.seed_id, s.layer, s.state.value, s.alpha, s.health, s.drift, s.progress) for s in self._seed_list
         )
 
     def _start_trained_blends(self) -> list[SeedTransition]:

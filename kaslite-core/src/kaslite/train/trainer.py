@@ -22,7 +22,6 @@ from torch import nn
 from kaslite.config import ExperimentConfig, config_to_dict
 from kaslite.control.base import Controller
 from kaslite.errors import ConfigError
-from kaslite.train.grower import Grower
 from kaslite.models import save_model
 from kaslite.nn import MorphogeneticNet
 from kaslite.train.data import Batches, DataSource, make_batches
@@ -37,6 +36,7 @@ from kaslite.train.events import (
     SeedTransition,
     event_dict,
 )
+from kaslite.train.grower import Grower
 from kaslite.train.summary import final_metrics
 from kaslite.train.tracker import Tracker, TrackerGroup
 
