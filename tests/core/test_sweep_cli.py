@@ -215,3 +215,46 @@ def test_help_imports_neither_torch_nor_optuna(args):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "HEAVY=[]"
     assert ("sweep" in proc.stdout) and ("--storage" in proc.stdout) == (args[0] == "sweep")
+
+
+def test_a_sweep_varies_controller_blueprint_and_dataset_parameters(tiny_data, tmp_path):
+    import kaslite
+    from kaslite.testing import invoke
+
+    from .test_readme_policy import readme_policy_module
+
+    kaslite.get_plugin_manager().register(readme_policy_module(), name="my-policy")
+    text = (
+        "controller: deepest-first\ncontroller_param.wait: [1, 2]\n"
+        "blueprint_param.hidden: [4, 6]\ndataset_param.noise: 0.2\n"
+    )
+    out = tmp_path / "out"
+    result = invoke("sweep", sweep_file(tmp_path, "plugins.yaml", text), *TINY, "-q", "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    _, rows, _ = summary(out)
+    seen = set()
+    for row in rows:
+        assert row["status"] == "completed", row["error"]
+        config = (out / row["run_slug"] / "config.yaml").read_text()
+        seen.add((row["controller_param.wait"], row["blueprint_param.hidden"]))
+        assert f"options:\n    wait: {row['controller_param.wait']}\n" in config
+        assert f"blueprint_options:\n    hidden: {row['blueprint_param.hidden']}\n" in config
+        assert "noise: 0.2" in config
+    assert seen == {("1", "4"), ("1", "6"), ("2", "4"), ("2", "6")}
+
+
+def test_a_plugin_parameter_without_its_prefix_gets_a_hint(tiny_data, tmp_path):
+    import kaslite
+    from kaslite.testing import invoke
+
+    from .test_readme_policy import readme_policy_module
+
+    kaslite.get_plugin_manager().register(readme_policy_module(), name="my-policy")
+    path = sweep_file(tmp_path, "typo.yaml", "wait: [1, 2]\n")
+    result = invoke("sweep", path, *TINY, "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: sweep file '{path}': unknown parameter 'wait' (did you mean controller_param.wait?); parameters "
+        "are kaslite run's flag names, and a plugin's are dataset_param.NAME, controller_param.NAME, "
+        "blueprint_param.NAME\n"
+    )

@@ -193,10 +193,10 @@ class PluginManager(pluggy.PluginManager):
             dist = ep.dist.name if ep.dist else "?"
             by_name.setdefault(ep.name, {}).setdefault(dist, ep)  # one distribution seen twice on sys.path
         for name, eps in by_name.items():
-            origins = {dist: self._origin_of(ep) for dist, ep in eps.items()}
+            origins = {dist: self._origin_of(ep) for dist, ep in sorted(eps.items())}
             if len(eps) > 1:
                 claimants = " and ".join(f"{o.distribution} {o.version}" for o in origins.values())
-                loaded_as = ", ".join(f"{dist}:{name}" for dist in eps)
+                loaded_as = ", ".join(f"{dist}:{name}" for dist in origins)
                 self._warn(
                     f"kaslite: entry point {name!r} (group {group}) is claimed by both {claimants}; "
                     f"each is loaded under its distribution's name ({loaded_as})",
@@ -382,7 +382,7 @@ class PluginManager(pluggy.PluginManager):
             return collected.records[name]
         plugins = collected.providers.get(name, [])
         if len(plugins) > 1:
-            raise DuplicateNameError(kind.label, name, [self.describe(plugin) for plugin in plugins])
+            raise DuplicateNameError(kind.label, name, sorted(self.describe(plugin) for plugin in plugins))
         if name in collected.refused:
             raise PluginError(collected.refused[name])
         raise UnknownNameError(kind.label, name, list(collected.records))
