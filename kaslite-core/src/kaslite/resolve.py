@@ -64,11 +64,12 @@ def resolve_params(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = ()) -> list[str]:
-    """The trackers of a run, in registration order, minus ``without``.
+    """The trackers of a run, in the order they receive events, minus ``without``.
 
-    Without ``chosen``, every tracker that is on by default; with it, those
-    plus the run's own files (``json``). Unknown names fail with the list of
-    available ones; a default tracker two plugins both register fails naming both.
+    Without ``chosen``, every tracker that is on by default, in registration
+    order; with it, the run's own files (``json``) then ``chosen`` in the order
+    given. Unknown names fail with the list of available ones; a default
+    tracker two plugins both register fails naming both.
     """
     manager = get_plugin_manager()
     collected = manager.collected(TRACKER)
@@ -77,13 +78,14 @@ def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = 
     for name in [*chosen, *excluded]:
         manager.lookup(TRACKER, name)
     if chosen:
-        wanted = {*chosen, RUN_FILES_TRACKER}
+        run_files = [RUN_FILES_TRACKER] if RUN_FILES_TRACKER in collected.records else []
+        names = list(dict.fromkeys([*run_files, *chosen]))
     else:
-        wanted = {name for name, spec in collected.records.items() if spec.default}
+        names = [name for name, spec in collected.records.items() if spec.default]
         for name, specs in collected.contenders.items():
             if any(spec.default for spec in specs) and name not in excluded:
                 manager.lookup(TRACKER, name)  # raises: the default set would silently lack it
-    return [name for name in collected.records if name in wanted and name not in excluded]
+    return [name for name in names if name not in excluded]
 
 
 def tracker_options(names: Iterable[str], settings: dict[str, Any] | None) -> dict[str, Any]:
