@@ -7,9 +7,6 @@ import pytest
 import yaml
 
 import kaslite
-from kaslite.cli.run_cmd import run
-from kaslite.cli.sweep_cmd import sweep
-from kaslite.flagspace import COMMAND_FLAGS, reserved_flags
 from kaslite.testing import fake_distribution, invoke
 
 TINY = [
@@ -102,6 +99,10 @@ def install(tmp_path, monkeypatch):
 
 
 def test_kaslite_reserves_every_flag_of_run_and_sweep():
+    from kaslite.cli.run_cmd import run
+    from kaslite.cli.sweep_cmd import sweep
+    from kaslite.flagspace import COMMAND_FLAGS, reserved_flags
+
     for command in (run, sweep):
         own = {opt for param in command.own_params for opt in param.opts + param.secondary_opts if opt.startswith("--")}
         assert own <= set(reserved_flags()), own - set(reserved_flags())
