@@ -76,9 +76,9 @@ def plugin_knobs(manager: PluginManager) -> dict[str, "Knob"]:
             declared = {field.name: field.type for field in attrs.fields(spec.params_type)} if spec.params_type else {}
             for name, default in getattr(spec, "options", {}).items():  # a blueprint's options without a class
                 declared.setdefault(name, type(default))
-            for name, kind_type in declared.items():
+            for name, field_type in declared.items():
                 key = f"{prefix}.{name}"
-                types.setdefault(key, set()).add(kind_type if kind_type in (bool, int, float) else str)
+                types.setdefault(key, set()).add(field_type if field_type in (bool, int, float) else str)
                 paths[key] = (*path, name)
     return {key: Knob(paths[key], next(iter(kinds)) if len(kinds) == 1 else str) for key, kinds in types.items()}
 
