@@ -4,8 +4,11 @@ import json
 
 import pytest
 
+import kaslite
+from kaslite.config import build_config
 from kaslite.control import Controller, Germinate, Observation
 from kaslite.errors import ConfigError
+from kaslite.hookspecs import ControllerSpec
 from kaslite.nn import SeedState
 from kaslite.testing import drive_tracker, observation, scripted_run, seed_view
 from kaslite.testing.policies import SEED_STATES
@@ -59,21 +62,29 @@ class FirstDormant(Controller):
         return [Germinate("seed1_1")] if len(self.seen) == 1 else []
 
 
-def test_a_policy_tested_with_observation_behaves_the_same_in_a_real_run(tiny_data, tmp_path, monkeypatch):
-    """The history a real run hands a policy includes the warm-up epochs, as observation() and the reference say."""
-    from kaslite.config import build_config
-    from kaslite.hookspecs import ControllerSpec
+class PolicyPlugin:
+    """Registers ``policy`` as the controller ``first-dormant``."""
 
+    def __init__(self, policy: Controller) -> None:
+        self.policy = policy
+
+    @kaslite.hookimpl
+    def kaslite_controllers(self) -> list[ControllerSpec]:
+        return [ControllerSpec("first-dormant", lambda config: self.policy)]
+
+
+def test_a_policy_tested_with_observation_behaves_the_same_in_a_real_run(tiny_data, tmp_path):
+    """The history a real run hands a policy includes the warm-up epochs, as observation() and the reference say."""
     policy = FirstDormant()
     assert policy.decide(observation(val_acc=[0.5, 0.6, 0.6], warm_up_epochs=2)) == [Germinate("seed1_1")]
 
     policy = FirstDormant()
-    spec = ControllerSpec("first-dormant", lambda config: policy)
-    monkeypatch.setattr("kaslite.train.trainer.get_controller", lambda name: spec)
+    kaslite.get_plugin_manager().register(PolicyPlugin(policy), name="first-dormant")
     config = build_config(
         {
             "data": {"problem": "xor", "params": {"n_samples": 64}},
             "model": {"hidden_dim": 4, "blueprint_options": {"hidden": 4}},
+            "controller": {"name": "first-dormant"},
             "train": {"warm_up_epochs": 2, "adaptation_epochs": 2, "batch_size": 32},
         }
     )
@@ -141,17 +152,14 @@ def test_drive_tracker_lets_a_failure_through_and_still_closes(tmp_path):
     assert tracker.calls == ["on_run_start", "close"]
 
 
-def test_a_scripted_run_follows_a_real_runs_order(tiny_data, tmp_path, monkeypatch):
+def test_a_scripted_run_follows_a_real_runs_order(tiny_data, tmp_path):
     """Same shape as scripted_run: germinate after the first adaptation epoch, blend, activate; same order."""
-    from kaslite.config import build_config
-    from kaslite.hookspecs import ControllerSpec
-
-    spec = ControllerSpec("first-dormant", lambda config: FirstDormant())
-    monkeypatch.setattr("kaslite.train.trainer.get_controller", lambda name: spec)
+    kaslite.get_plugin_manager().register(PolicyPlugin(FirstDormant()), name="first-dormant")
     config = build_config(
         {
             "data": {"problem": "xor", "params": {"n_samples": 64}},
             "model": {"hidden_dim": 4, "blueprint_options": {"hidden": 4}},
+            "controller": {"name": "first-dormant"},
             "seeds": {"progress_thresh": 0.0, "blend_steps": 1},
             "train": {"warm_up_epochs": 1, "adaptation_epochs": 3, "batch_size": 64},
         }
