@@ -109,8 +109,9 @@ class Collected:
         return {name: plugins for name, plugins in self.providers.items() if len(plugins) > 1}
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+def env_flag(name: str) -> bool:
+    """Whether environment variable ``name`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -140,8 +141,8 @@ class PluginManager(pluggy.PluginManager):
         self.disabled: dict[str, _Origin] = {}
         # Hook -> plugin -> what went wrong in that hook's call or records (loaded plugins only).
         self.hook_errors: dict[str, dict[str, list[str]]] = {}
-        self.strict = _truthy(os.environ.get(STRICT_ENV))
-        self.debug = _truthy(os.environ.get(DEBUG_ENV))
+        self.strict = env_flag(STRICT_ENV)
+        self.debug = env_flag(DEBUG_ENV)
         self._collected: dict[str, Collected] = {}
         self._reported: set[str] = set()
         for name in os.environ.get(DISABLE_ENV, "").split(","):

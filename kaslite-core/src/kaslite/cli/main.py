@@ -15,7 +15,7 @@ import click
 
 from kaslite import __version__
 from kaslite.errors import ConfigError, KasliteError, UnknownNameError
-from kaslite.plugins import COMMAND, DEBUG_ENV, STRICT_ENV, get_plugin_manager, reset_plugin_manager
+from kaslite.plugins import COMMAND, DEBUG_ENV, STRICT_ENV, env_flag, get_plugin_manager, reset_plugin_manager
 
 # Core commands live in their own modules, imported only when dispatched, so
 # ``kaslite --help`` never pays for torch.
@@ -32,10 +32,6 @@ def fail(message: str, code: int = 2) -> None:
     """Print one ``Error:`` line on stderr and exit."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
-
-
-def _wants_traceback() -> bool:
-    return any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"} for var in (DEBUG_ENV, STRICT_ENV))
 
 
 def _debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -88,7 +84,7 @@ class KasliteGroup(click.Group):
         except (ConfigError, UnknownNameError) as exc:
             fail(str(exc), 2)
         except KasliteError as exc:
-            if exc.__cause__ is not None and _wants_traceback():
+            if exc.__cause__ is not None and (env_flag(DEBUG_ENV) or env_flag(STRICT_ENV)):
                 traceback.print_exception(exc.__cause__, file=sys.stderr)
             fail(str(exc), 1)
         # In non-standalone mode click returns the exit code of --help/--version.
