@@ -1,21 +1,28 @@
 #!/usr/bin/env python
-"""Write docs/plugins.md from kaslite.hookspecs, so the docs cannot drift from the code.
+"""Write docs/plugins.md and docs/reference.md from the code, so the docs cannot drift from it.
 
-python scripts/plugin_docs.py          # rewrite docs/plugins.md
-python scripts/plugin_docs.py --check  # exit 1 if docs/plugins.md is out of date
+docs/plugins.md comes from kaslite.hookspecs; docs/reference.md from the
+records a plugin receives (the controller API, the Tracker methods and the
+records they take) and from kaslite.testing.
+
+python scripts/plugin_docs.py          # rewrite both files
+python scripts/plugin_docs.py --check  # exit 1 if either is out of date
 """
 
 import inspect
 import re
 import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import attrs
 
 from kaslite import hookspecs
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOC = DOCS / "plugins.md"
+REFERENCE = DOCS / "reference.md"
 RECORDS = ["DatasetSpec", "DataArrays", "BlueprintSpec", "ControllerSpec", "TrackerSpec", "ModelSourceSpec"]
 HOOKS = [
     "kaslite_datasets",
@@ -86,15 +93,184 @@ def render() -> str:
     return "\n".join(parts) + "\n"
 
 
+# -- docs/reference.md ------------------------------------------------------------
+
+
+def doc_of(obj: object) -> str:
+    return rst_to_markdown(inspect.getdoc(obj) or "")
+
+
+def split_params(doc: str) -> tuple[str, dict[str, str]]:
+    """A class docstring's prose, and its ``:param name:`` descriptions."""
+    prose, params, current = [], {}, None
+    for line in (doc or "").splitlines():
+        field = re.match(r"\s*:param (\w+):\s*(.*)", line)
+        if field:
+            current = field.group(1)
+            params[current] = field.group(2)
+        elif current is not None and line.startswith("    ") and line.strip():
+            params[current] += " " + line.strip()
+        else:
+            current = None
+            prose.append(line)
+    return "\n".join(prose).strip(), params
+
+
+def type_name(tp: object) -> str:
+    text = tp.__name__ if isinstance(tp, type) else str(tp)
+    return re.sub(r"\b(typing|pathlib|collections[.]abc|kaslite(?:[.]\w+)*)[.]", "", text).replace("NoneType", "None")
+
+
+def record_section(cls: type) -> list[str]:
+    """A record's heading, prose and a table of its fields (type, default, description)."""
+    prose, params = split_params(inspect.getdoc(cls) or "")
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:  # an annotation names a type imported only for type checking
+        hints = {}
+    rows = ["| field | type | description |", "|---|---|---|"]
+    for field in attrs.fields(cls):
+        description = rst_to_markdown(params.get(field.name, "")).replace("\n", " ")
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        if default is not attrs.NOTHING:
+            description = f"{description} Default `{default!r}`.".strip()
+        rows.append(f"| `{field.name}` | `{type_name(hints.get(field.name, field.type))}` | {description} |")
+    members = [
+        (name, member)
+        for name, member in vars(cls).items()
+        if not name.startswith("_") and (isinstance(member, property) or inspect.isfunction(member))
+    ]
+    extra = []
+    for name, member in members:
+        target = member.fget if isinstance(member, property) else member
+        call = name if isinstance(member, property) else f"{name}{signature_of(target)}"
+        extra.append(bullet(f"- `{call}`: {doc_of(target)}"))
+    return [f"### `{cls.__name__}`", "", rst_to_markdown(prose), "", *rows, *(["", *extra] if extra else []), ""]
+
+
+class _Name(str):
+    """An annotation written as a string, shown without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def signature_of(function: object) -> str:
+    """``(args) -> ret`` without ``self``, module prefixes or quotes around string annotations."""
+    signature = inspect.signature(function)  # type: ignore[arg-type]
+    params = [
+        p.replace(annotation=_Name(p.annotation)) if isinstance(p.annotation, str) else p
+        for p in signature.parameters.values()
+        if p.name != "self"
+    ]
+    ret = signature.return_annotation
+    signature = signature.replace(parameters=params, return_annotation=_Name(ret) if isinstance(ret, str) else ret)
+    return re.sub(r"\b(typing|pathlib|collections[.]abc|kaslite(?:[.]\w+)*)[.]", "", str(signature))
+
+
+def bullet(text: str) -> str:
+    """A list item whose continuation lines stay inside the item."""
+    return "\n".join(f"  {line}" if line else "" for line in text.splitlines()).strip()
+
+
+def method_section(cls: type) -> list[str]:
+    """Each public method of ``cls``, in definition order, with its docstring."""
+    out = []
+    for name, member in vars(cls).items():
+        if inspect.isfunction(member) and not name.startswith("_"):
+            out += [bullet(f"- `{name}{signature_of(member)}`: {doc_of(member)}")]
+    return out
+
+
+def tracker_records(tracker: type) -> list[type]:
+    """The record classes the Tracker methods receive, in the order the methods are defined."""
+    records: list[type] = []
+    for member in vars(tracker).values():
+        if inspect.isfunction(member):
+            for hint in typing.get_type_hints(member).values():
+                if attrs.has(hint) and hint not in records:
+                    records.append(hint)
+    return records
+
+
+def render_reference() -> str:
+    from kaslite import testing
+    from kaslite.control import base as control
+    from kaslite.models import LoadedModel
+    from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedState
+    from kaslite.testing import fixtures
+    from kaslite.train.tracker import Tracker
+
+    states = ", ".join(f"`{state.value}`" for state in SeedState)
+    moves = [
+        f"- `{state.value}` → {', '.join(f'`{to.value}`' for to in sorted(ALLOWED_TRANSITIONS[state]))}"
+        for state in SeedState
+        if ALLOWED_TRANSITIONS.get(state)
+    ]
+    parts = [
+        "# Reference: what a plugin receives and returns",
+        "",
+        "<!-- Generated from the code by scripts/plugin_docs.py: edit the docstrings, not this file. -->",
+        "",
+        "Every record a hook's product meets at run time: the observation a growth policy",
+        "decides on and the actions it returns, every event a tracker receives, and the",
+        "helpers `kaslite.testing` offers to test them. [plugins.md](plugins.md) documents",
+        "the hooks and the records they return.",
+        "",
+        "## Growth policies",
+        "",
+        "A controller's `decide(obs)` is called after every epoch of phase 2. `obs.history`",
+        "holds every finished epoch from the first, warm-up (phase 1) epochs included, oldest",
+        "first; `obs.latest` is the epoch just finished. `kaslite.testing.seed_view` (below)",
+        "describes what each field of a `SeedView` measures.",
+        "",
+        f"A seed's `state` is one of {states}. The moves a seed can make:",
+        "",
+        *moves,
+        "",
+        f"### `{control.Controller.__name__}`",
+        "",
+        doc_of(control.Controller),
+        "",
+        *method_section(control.Controller),
+        "",
+    ]
+    for cls in (control.Observation, control.EpochMetrics, control.SeedView, control.Germinate, control.Cull):
+        parts += record_section(cls)
+    parts += [
+        "## Trackers",
+        "",
+        f"### `{Tracker.__name__}`",
+        "",
+        doc_of(Tracker),
+        "",
+        *method_section(Tracker),
+        "",
+    ]
+    for cls in tracker_records(Tracker):
+        parts += record_section(cls)
+    parts += ["## Model sources", ""]
+    parts += record_section(LoadedModel)
+    parts += ["## Testing helpers: `kaslite.testing`", "", doc_of(testing), ""]
+    for name in ("observation", "seed_view", "scripted_run", "drive_tracker", "invoke", "plugin_manager"):
+        function = getattr(testing, name)
+        parts += [f"### `{name}{signature_of(function)}`", "", doc_of(function), ""]
+    parts += ["### pytest fixtures", "", doc_of(fixtures), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
 def main() -> int:
-    text = render()
+    outputs = {DOC: render(), REFERENCE: render_reference()}
     if "--check" in sys.argv[1:]:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC} is out of date: run python scripts/plugin_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
+        stale = [path for path, text in outputs.items() if not path.exists() or path.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run python scripts/plugin_docs.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

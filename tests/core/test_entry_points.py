@@ -79,6 +79,11 @@ def test_disabled_plugin_is_not_imported(tmp_path, monkeypatch):
 def test_two_distributions_claiming_one_dataset_name(tmp_path, monkeypatch):
     fake_distribution(tmp_path, name="ring-a", entry_points={"ring-a": "ring_a"}, modules={"ring_a": RING_PLUGIN})
     pm = load(tmp_path, monkeypatch, name="ring-b", entry_points={"ring-b": "ring_b"}, modules={"ring_b": RING_PLUGIN})
+    assert "ring" not in pm.registrations(DATASET)  # neither wins silently
     with pytest.raises(DuplicateNameError) as info:
-        pm.registrations(DATASET)
-    assert set(info.value.providers) == {"ring-a", "ring-b"}
+        pm.lookup(DATASET, "ring")
+    assert info.value.providers == ["'ring-a' (ring-a 1.0)", "'ring-b' (ring-b 1.0)"]
+    assert str(info.value) == (
+        "dataset 'ring' is registered by both 'ring-a' (ring-a 1.0) and 'ring-b' (ring-b 1.0); "
+        "disable one with KASLITE_DISABLE_PLUGINS"
+    )

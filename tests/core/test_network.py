@@ -64,8 +64,11 @@ def test_blueprint_choice_and_options():
     assert net.seeds["seed1_1"].child[0].out_features == 4  # dim // 2
     net = make_net(blueprint="mlp", blueprint_options={"hidden": 5})
     assert net.seeds["seed1_1"].child[0].out_features == 5
-    with pytest.raises(ConfigError, match=r"unknown option.*width.*allowed: hidden"):
+    with pytest.raises(ConfigError) as bad:
         make_net(blueprint_options={"width": 3})
+    assert (
+        str(bad.value) == "unknown field(s) width in blueprint 'mlp' (plugin kaslite-core) parameters; allowed: hidden"
+    )
     with pytest.raises(UnknownNameError) as info:
         make_net(blueprint="wide")
     installed = sorted(get_plugin_manager().registrations(BLUEPRINT))

@@ -30,15 +30,19 @@ def test_registrations_are_keyed_by_name_across_plugins():
     assert pm.lookup(DATASET, "ring").description == "ring data"
 
 
-def test_duplicate_name_names_both_providers():
+def test_duplicate_name_fails_only_when_used_naming_both_providers():
     pm = PluginManager()
-    pm.register(DatasetPlugin("ring"), name="first-plugin")
+    pm.register(DatasetPlugin("ring", "grid"), name="first-plugin")
     pm.register(DatasetPlugin("ring"), name="second-plugin")
+    assert list(pm.registrations(DATASET)) == ["grid"]  # the other names stay usable
+    assert pm.lookup(DATASET, "grid").description == "grid data"
     with pytest.raises(DuplicateNameError) as info:
-        pm.registrations(DATASET)
-    message = str(info.value)
-    assert "dataset 'ring'" in message
-    assert "'first-plugin'" in message and "'second-plugin'" in message
+        pm.lookup(DATASET, "ring")
+    assert str(info.value) == (
+        "dataset 'ring' is registered by both 'first-plugin' and 'second-plugin'; "
+        "disable one with KASLITE_DISABLE_PLUGINS"
+    )
+    assert pm.conflicts_of("second-plugin") == ["dataset 'ring' is also registered by 'first-plugin'"]
 
 
 def test_unknown_name_lists_available_names_sorted():
@@ -54,7 +58,9 @@ def test_unknown_name_with_nothing_registered_says_so():
         pm.lookup(CONTROLLER, "kasmina")
 
 
-def test_plugin_raising_in_registration_hook_is_named():
+def test_plugin_raising_in_registration_hook_is_fatal_in_strict_mode(monkeypatch):
+    monkeypatch.setenv("KASLITE_STRICT_PLUGINS", "1")
+
     class Broken:
         @kaslite.hookimpl
         def kaslite_controllers(self):

@@ -1,4 +1,8 @@
-"""``kaslite run`` as a user runs it: a subprocess, real files, real signals."""
+"""``kaslite run`` as a user runs it: real files, real signals.
+
+In this process (``kaslite.testing.invoke``) where a subprocess adds nothing; in
+a subprocess to prove what a fresh interpreter imports and to kill a run.
+"""
 
 import json
 import os
@@ -11,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from kaslite.plugins import BLUEPRINT, CONTROLLER, get_plugin_manager
-from kaslite.testing import fake_distribution
+from kaslite.testing import fake_distribution, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "--problem", "xor", "--n-samples", "160", "--hidden-dim", "8", "--blueprint-hidden", "16",
     "--warm-up-epochs", "3", "--adaptation-epochs", "6", "--controller", "periodic", "--period", "2",
-    "--blend-steps", "3", "--progress-thresh", "0", "--batch-size", "16",
+    "--blend-steps", "3", "--progress-thresh", "0", "--batch-size", "16", "--tracker", "console",
 ]  # fmt: skip
 
 
@@ -47,6 +51,15 @@ def installed(kind) -> str:
     return ", ".join(sorted(get_plugin_manager().registrations(kind)))
 
 
+HEAVY_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("TORCH=" + str("torch" in sys.modules), file=sys.stderr))
+sys.argv = ["kaslite", *{args!r}]
+from kaslite.cli.main import main
+main()
+"""
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -59,71 +72,94 @@ def installed(kind) -> str:
         ),
         (["--train_frac", "1.5"], "Error: invalid data.train_frac = 1.5: must be in (0.0, 1.0) (flag --train-frac)"),
         (["--lr", "fast"], "Error: Invalid value for '--lr': 'fast' is not a valid float."),
-        (["--device", "cuda"], "Error: invalid train.device = 'cuda': CUDA is not available here; use --device auto"),
         (["--tracker", "nope"], "Error: unknown tracker 'nope'; available: console, json"),
-        (["--n-samples", "0"], "Error: invalid data.params.n_samples = 0: must be an integer >= 1 (flag --n-samples)"),
+        (
+            ["--n-samples", "0"],
+            "Error: invalid dataset 'xor' (plugin tiny-data) parameter n_samples = 0: must be an integer >= 1",
+        ),
+        (
+            ["--blueprint-hidden", "0"],
+            "Error: invalid blueprint 'mlp' (plugin kaslite-core) parameter hidden = 0: must be an integer >= 1",
+        ),
+        (["--controller-param", "nothing"], "Error: invalid --controller-param 'nothing': expected KEY=VALUE"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_before_any_work(env, tmp_path, args, message):
-    proc = kaslite(env, "run", *TINY, *args, "--output-dir", str(tmp_path / "out"))
+def test_bad_input_is_one_line_exit_2_before_torch_is_imported(env, tmp_path, args, message):
+    code = HEAVY_PROBE.format(args=["run", *TINY, *args, "--output-dir", str(tmp_path / "out")])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
-    assert not (tmp_path / "out").exists()  # nothing was started
+    error, probe = proc.stderr.strip().splitlines()
+    assert error.startswith(message), proc.stderr
+    assert probe == "TORCH=False"  # checked before any work, and before paying for torch
+    assert not (tmp_path / "out").exists()
 
 
-def test_plain_output_and_quiet(env, tmp_path):
-    proc = kaslite(env, "run", *TINY, "--output-dir", str(tmp_path), "--run-name", "plain")
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+def test_an_unavailable_device_is_one_line_exit_2(tiny_data, tmp_path):
+    result = invoke("run", *TINY, "--device", "cuda", "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: invalid train.device = 'cuda': CUDA is not available here; use --device auto or cpu\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_plain_output_and_quiet(tiny_data, tmp_path):
+    result = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "plain")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
     assert lines[0] == f"starting plain (9 epochs) -> {tmp_path / 'plain'}"
     assert sum(line.startswith("epoch ") for line in lines) == 9
     assert "== phase 2 (adaptation) begins at epoch 4 ==" in lines
     assert any(line.startswith("** seed1_1: dormant -> training at epoch 5") for line in lines)
     assert lines[-1].startswith("plain: val_acc ")
 
-    quiet = kaslite(env, "run", *TINY, "--output-dir", str(tmp_path), "--run-name", "quiet", "--quiet")
-    assert quiet.returncode == 0, quiet.stderr
+    quiet = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "quiet", "--quiet")
+    assert quiet.exit_code == 0, quiet.output
     (line,) = quiet.stdout.splitlines()
     assert line.startswith("quiet: val_acc ") and "seeds active 2/2" in line
 
 
-def test_config_yaml_reproduces_the_run_and_flags_override_it(env, tmp_path):
-    first = kaslite(env, "run", *TINY, "--output-dir", str(tmp_path), "--run-name", "a", "-q")
-    assert first.returncode == 0, first.stderr
+def test_config_yaml_reproduces_the_run_and_flags_override_it(tiny_data, tmp_path):
+    first = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "a", "-q")
+    assert first.exit_code == 0, first.output
     config = tmp_path / "a" / "config.yaml"
-    again = kaslite(env, "run", "--config", str(config), "--output-dir", str(tmp_path), "--run-name", "b", "-q")
-    assert again.returncode == 0, again.stderr
+    again = invoke(
+        "run", "--config", str(config), "--output-dir", str(tmp_path), "--run-name", "b", "-q", "--tracker", "console"
+    )
+    assert again.exit_code == 0, again.output
     assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
     assert (tmp_path / "b" / "config.yaml").read_text() == config.read_text()
 
-    override = kaslite(env, "run", "--config", str(config), "--seed", "3", "--output-dir", str(tmp_path), "-q")
-    assert override.returncode == 0, override.stderr
+    override = invoke(
+        "run", "--config", str(config), "--seed", "3", "--output-dir", str(tmp_path), "-q", "--tracker", "console"
+    )
+    assert override.exit_code == 0, override.output
     (run_dir,) = [p for p in tmp_path.iterdir() if p.name.endswith("seed3")]
     assert "seed: 3" in (run_dir / "config.yaml").read_text()
 
 
-def test_the_original_script_and_underscore_flags(env, tmp_path):
+def test_the_original_script_and_underscore_flags(tiny_data, tmp_path):
+    import runpy
+
     original = [
         "--problem_type", "xor", "--n_samples", "160", "--hidden_dim", "8", "--blueprint_hidden", "16",
         "--warm_up_epochs", "3", "--adaptation_epochs", "6", "--controller", "periodic", "--period", "2",
         "--blend_steps", "3", "--progress_thresh", "0", "--batch_size", "16",
     ]  # fmt: skip
-    script = ROOT / "scripts" / "run_morphogenetic_experiment.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), *original, "--output_dir", str(tmp_path), "--run_name", "orig", "--quiet"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    reference = kaslite(env, "run", *TINY, "--output-dir", str(tmp_path), "--run-name", "new", "-q")
-    assert reference.returncode == 0, reference.stderr
+    command = runpy.run_path(str(ROOT / "scripts" / "run_morphogenetic_experiment.py"))["command"]
+    args = command([*original, "--output_dir", str(tmp_path), "--run_name", "orig", "--quiet", "--tracker", "console"])
+    assert args[0] == "run"
+    assert invoke(*args).exit_code == 0
+    reference = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "new", "-q")
+    assert reference.exit_code == 0, reference.output
     assert metrics(tmp_path / "orig") == metrics(tmp_path / "new")
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(env, tmp_path):
+def test_resume_after_sigkill_matches_an_uninterrupted_run(env, tmp_path, monkeypatch):
     slow = [*TINY, "--n-samples", "3000", "--adaptation-epochs", "12"]
-    whole = kaslite(env, "run", *slow, "--output-dir", str(tmp_path), "--run-name", "whole", "-q")
-    assert whole.returncode == 0, whole.stderr
+    monkeypatch.syspath_prepend(env["PYTHONPATH"])  # the subprocess's xor dataset, here too
+    whole = invoke("run", *slow, "--output-dir", str(tmp_path), "--run-name", "whole", "-q")
+    assert whole.exit_code == 0, whole.output
 
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -141,63 +177,17 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(env, tmp_path):
     proc.wait()
     assert not (run_dir / "metrics.json").exists()
 
-    resumed = kaslite(env, "run", "--resume", str(run_dir), "-q")
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = invoke("run", "--resume", str(run_dir), "--tracker", "console", "-q")
+    assert resumed.exit_code == 0, resumed.output
     assert metrics(run_dir) == metrics(tmp_path / "whole")
     assert (run_dir / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
     whole_events = (tmp_path / "whole" / "events.jsonl").read_text()
     assert (run_dir / "events.jsonl").read_text() == whole_events
 
 
-def test_resume_of_a_folder_that_is_not_a_run(env, tmp_path):
-    proc = kaslite(env, "run", "--resume", str(tmp_path))
-    assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        == f"Error: cannot resume {str(tmp_path)!r}: it has no config.yaml (is it a kaslite run dir?)"
+def test_resume_of_a_folder_that_is_not_a_run(tiny_data, tmp_path):
+    result = invoke("run", "--resume", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: cannot resume {str(tmp_path)!r}: it has no config.yaml (is it a kaslite run dir?)\n"
     )
-
-
-NOTE_TRACKER = """
-    import attrs
-    import kaslite
-    from kaslite.hookspecs import TrackerSpec
-    from kaslite.train import Tracker
-    from kaslite.validation import integer_at_least
-
-    @attrs.frozen
-    class NoteOptions:
-        note_file: str = "note.txt"
-        note_every: int = attrs.field(default=1, validator=integer_at_least(1))
-        note_loud: bool = False
-
-    class NoteTracker(Tracker):
-        def __init__(self, run):
-            self.options = run.tracker_options["note"]
-
-        def on_run_end(self, summary):
-            with open(self.options.note_file, "w") as f:
-                f.write(f"{self.options.note_every} {self.options.note_loud} {summary.metrics['epochs']}")
-
-    @kaslite.hookimpl
-    def kaslite_trackers():
-        return [TrackerSpec("note", NoteTracker, "writes a note", options_type=NoteOptions)]
-"""
-
-
-def test_tracker_options_become_run_flags(env, tmp_path):
-    site = fake_distribution(
-        tmp_path / "notes", name="note-tracker", entry_points={"note": "note_tracker"},
-        modules={"note_tracker": NOTE_TRACKER},
-    )  # fmt: skip
-    env = {**env, "PYTHONPATH": f"{env['PYTHONPATH']}:{site}"}
-    assert "--note-every" in kaslite(env, "run", "--help").stdout
-    note = tmp_path / "out.txt"
-    base = ["run", *TINY, "--output-dir", str(tmp_path), "--tracker", "note", "--note-file", str(note)]
-    proc = kaslite(env, *base, "--note-every", "3", "--note-loud")
-    assert proc.returncode == 0, proc.stderr
-    assert note.read_text() == "3 True 9"
-
-    bad = kaslite(env, *base, "--note-every", "0")
-    assert bad.returncode == 2
-    assert bad.stderr.strip() == "Error: invalid note tracker.note_every = 0: must be an integer >= 1"

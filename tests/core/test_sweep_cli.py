@@ -1,4 +1,8 @@
-"""``kaslite sweep`` as a user runs it: a subprocess, real files, the real Optuna journal."""
+"""``kaslite sweep`` as a user runs it: real files, the real Optuna journal.
+
+In this process (``kaslite.testing.invoke``) unless the test needs a fresh
+interpreter or worker processes.
+"""
 
 import csv
 import json
@@ -11,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kaslite.testing import fake_distribution
+from kaslite.testing import fake_distribution, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 # Defaults for every trial; sweep files override them.
@@ -86,14 +90,14 @@ def test_a_four_point_grid_with_two_jobs(env, tmp_path):
     assert lines[-1].endswith(f"; 4 trials: 4 completed -> {out / 'sweep_summary.csv'}")
 
 
-def test_a_four_trial_bayesian_sweep_with_pruning(env, tmp_path):
+def test_a_four_trial_bayesian_sweep_with_pruning(tiny_data, tmp_path):
     text = (
         "method: bayesian\ntrials: 4\npruning: median\nsampler_seed: 3\n"
         "parameters:\n  lr: {low: 1e-3, high: 1e-1, log: true}\n  num_layers: {choices: [1, 2]}\n"
     )
     out = tmp_path / "out"
-    proc = kaslite(env, "sweep", sweep_file(tmp_path, "tpe.yaml", text), *TINY, "--output-dir", str(out))
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("sweep", sweep_file(tmp_path, "tpe.yaml", text), *TINY, "--output-dir", str(out))
+    assert proc.exit_code == 0, proc.output
     header, rows, data = summary(out)
     assert header == [*HEADER[:2], "lr", "num_layers", *HEADER[4:]]
     assert [r["run_id"] for r in rows] == ["1", "2", "3", "4"]
@@ -108,12 +112,12 @@ def test_a_four_trial_bayesian_sweep_with_pruning(env, tmp_path):
     assert proc.stdout.strip().splitlines()[-1].startswith(f"tpe: best trial: {best['run_slug']} val_acc ")
 
 
-def test_failing_trials_are_recorded_and_only_an_all_failed_sweep_fails_the_command(env, tmp_path):
+def test_failing_trials_are_recorded_and_only_an_all_failed_sweep_fails_the_command(tiny_data, tmp_path):
     mixed = sweep_file(tmp_path, "mixed.yaml", "hidden_dim: [4, 0]\nlr: [0.01, 1e30]\n")
     broken = sweep_file(tmp_path, "broken.yaml", "hidden_dim: [0, -1]\n")
     out = tmp_path / "out"
-    proc = kaslite(env, "sweep", mixed, broken, *TINY, "--output-dir", str(out))
-    assert proc.returncode == 1
+    proc = invoke("sweep", mixed, broken, *TINY, "--output-dir", str(out))
+    assert proc.exit_code == 1
     assert proc.stderr.strip().splitlines()[-1] == "Error: every trial failed in sweep broken"
 
     _, rows, _ = summary(out / "mixed")
@@ -137,20 +141,20 @@ def test_failing_trials_are_recorded_and_only_an_all_failed_sweep_fails_the_comm
         ("lr: [0.1, 0.2]\nlayers: [1, 2]\n", "Error: sweep file '{path}': unknown parameter 'layers'"),
     ],
 )
-def test_a_malformed_file_is_one_line_exit_2_before_any_trial(env, tmp_path, text, message):
+def test_a_malformed_file_is_one_line_exit_2_before_any_trial(tiny_data, tmp_path, text, message):
     good = sweep_file(tmp_path, "good.yaml", "lr: [0.1, 0.2]\n")
     bad = sweep_file(tmp_path, "bad.yaml", text)
-    proc = kaslite(env, "sweep", good, bad, *TINY, "--output-dir", str(tmp_path / "out"))
-    assert proc.returncode == 2
+    proc = invoke("sweep", good, bad, *TINY, "--output-dir", str(tmp_path / "out"))
+    assert proc.exit_code == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(message.format(path=bad)), line
     assert not (tmp_path / "out").exists() and proc.stdout == ""
 
 
-def test_sqlite_with_several_workers_is_refused_with_the_reason(env, tmp_path):
+def test_sqlite_with_several_workers_is_refused_with_the_reason(tiny_data, tmp_path):
     grid = sweep_file(tmp_path, "grid.yaml", "lr: [0.1, 0.2]\n")
-    proc = kaslite(env, "sweep", grid, "--storage", f"sqlite:///{tmp_path}/s.db", "--jobs", "2")
-    assert proc.returncode == 2
+    proc = invoke("sweep", grid, "--storage", f"sqlite:///{tmp_path}/s.db", "--jobs", "2")
+    assert proc.exit_code == 2
     assert proc.stderr.strip() == (
         "Error: SQLite storage cannot serve 2 workers: concurrent writers deadlock on its single database "
         "lock; use a journal file (--storage study.journal) on one machine, or PostgreSQL "
@@ -158,18 +162,15 @@ def test_sqlite_with_several_workers_is_refused_with_the_reason(env, tmp_path):
     )
 
 
-def test_the_original_script_runs_a_sweep_config(env, tmp_path):
+def test_the_original_script_runs_a_sweep_config(tiny_data, tmp_path):
     original = [
         "--problem_type", "xor", "--n_samples", "64", "--hidden_dim", "4", "--blueprint_hidden", "8",
         "--warm_up_epochs", "2", "--adaptation_epochs", "2", "--batch_size", "16", "--tracker", "json",
     ]  # fmt: skip
     config = sweep_file(tmp_path, "lr_scan.yaml", "shadow_lr: 1e-4,5e-4\n")
-    script = ROOT / "scripts" / "run_morphogenetic_experiment.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "-s", config, *original, "--output_dir", str(tmp_path / "out"), "--quiet"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    command = runpy.run_path(str(ROOT / "scripts" / "run_morphogenetic_experiment.py"))["command"]
+    proc = invoke(*command(["-s", config, *original, "--output_dir", str(tmp_path / "out"), "--quiet"]))
+    assert proc.exit_code == 0, proc.output
     _, rows, _ = summary(tmp_path / "out")
     assert [(r["shadow_lr"], r["status"]) for r in rows] == [("0.0001", "completed"), ("0.0005", "completed")]
     (line,) = proc.stdout.strip().splitlines()  # --quiet: the closing line only
@@ -184,14 +185,11 @@ def test_the_original_script_reads_sweep_flags_in_every_spelling():
     assert command(["--lr", "0.1"]) == ["run", "--lr", "0.1"]
 
 
-def test_without_optuna_the_sweep_says_how_to_install_it(env, tmp_path):
+def test_without_optuna_the_sweep_says_how_to_install_it(tiny_data, tmp_path, monkeypatch):
     grid = sweep_file(tmp_path, "grid.yaml", "lr: [0.1, 0.2]\n")
-    code = (
-        "import sys; sys.modules['optuna'] = None\n"  # what an environment without the extra looks like
-        f"sys.argv = ['kaslite', 'sweep', {grid!r}]\nfrom kaslite.cli.main import main\nmain()\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 2
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what an environment without the extra looks like
+    proc = invoke("sweep", grid)
+    assert proc.exit_code == 2
     assert proc.stderr.strip() == (
         "Error: kaslite sweep needs Optuna, which is not installed; pip install 'kaslite-core[sweep]'"
     )
@@ -215,3 +213,46 @@ def test_help_imports_neither_torch_nor_optuna(args):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "HEAVY=[]"
     assert ("sweep" in proc.stdout) and ("--storage" in proc.stdout) == (args[0] == "sweep")
+
+
+def test_a_sweep_varies_controller_blueprint_and_dataset_parameters(tiny_data, tmp_path):
+    import kaslite
+    from kaslite.testing import invoke
+
+    from .test_readme_policy import readme_policy_module
+
+    kaslite.get_plugin_manager().register(readme_policy_module(), name="my-policy")
+    text = (
+        "controller: deepest-first\ncontroller_param.wait: [1, 2]\n"
+        "blueprint_param.hidden: [4, 6]\ndataset_param.noise: 0.2\n"
+    )
+    out = tmp_path / "out"
+    result = invoke("sweep", sweep_file(tmp_path, "plugins.yaml", text), *TINY, "-q", "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    _, rows, _ = summary(out)
+    seen = set()
+    for row in rows:
+        assert row["status"] == "completed", row["error"]
+        config = (out / row["run_slug"] / "config.yaml").read_text()
+        seen.add((row["controller_param.wait"], row["blueprint_param.hidden"]))
+        assert f"options:\n    wait: {row['controller_param.wait']}\n" in config
+        assert f"blueprint_options:\n    hidden: {row['blueprint_param.hidden']}\n" in config
+        assert "noise: 0.2" in config
+    assert seen == {("1", "4"), ("1", "6"), ("2", "4"), ("2", "6")}
+
+
+def test_a_plugin_parameter_without_its_prefix_gets_a_hint(tiny_data, tmp_path):
+    import kaslite
+    from kaslite.testing import invoke
+
+    from .test_readme_policy import readme_policy_module
+
+    kaslite.get_plugin_manager().register(readme_policy_module(), name="my-policy")
+    path = sweep_file(tmp_path, "typo.yaml", "wait: [1, 2]\n")
+    result = invoke("sweep", path, *TINY, "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: sweep file '{path}': unknown parameter 'wait' (did you mean controller_param.wait?); parameters "
+        "are kaslite run's flag names, and a plugin's are dataset_param.NAME, controller_param.NAME, "
+        "blueprint_param.NAME\n"
+    )

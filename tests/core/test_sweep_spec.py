@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from kaslite.cli.run_cmd import experiment_layers, field_options
-from kaslite.cli.sweep_cmd import sweep_knobs
+from kaslite.cli.run_cmd import experiment_layers
+from kaslite.cli.sweep_cmd import all_knobs
 from kaslite.config import build_config
 from kaslite.errors import ConfigError
+from kaslite.plugins import get_plugin_manager
 from kaslite.sweep.grid import grid_points, params_hash, run_slug, slot_count
 from kaslite.sweep.spec import Choice, Range, SweepDefaults, load_spec, parse_spec, sweep_files
 
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def knobs(tiny_data):
-    return sweep_knobs(field_options()[0])
+    return all_knobs(get_plugin_manager())
 
 
 def spec_of(text: str, knobs, tmp_path: Path, defaults: SweepDefaults | None = None, name: str = "s.yaml"):

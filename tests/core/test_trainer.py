@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from kaslite.config import build_config, load_yaml
+from kaslite.resolve import resolve_params
 from kaslite.train import Tracker, Trainer, run_experiment
 from kaslite.train.trainer import CHECKPOINT
 
@@ -101,7 +102,7 @@ def test_run_dir_files(tmp_path):
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert events[0] == {"event": "phase_change", "epoch": 4, "phase": 2, "previous": 1}
     assert len(transitions(events)) == 6
-    assert build_config(load_yaml(run_dir / "config.yaml")) == config
+    assert build_config(load_yaml(run_dir / "config.yaml")) == resolve_params(config)
 
 
 def test_fresh_run_never_overwrites_an_earlier_one(tmp_path):

@@ -11,12 +11,20 @@ import kaslite.plugins
 import kaslite_datasets.plugin
 
 EXPECTED_DEFAULTS = {
-    "spirals": {"n_samples": (int, 1000), "noise": (float, 0.1), "rotations": (float, 3.0), "input_dim": (int, 2)},
+    "spirals": {
+        "n_samples": (int, 1000),
+        "noise": (float, 0.1),
+        "rotations": (float, 3.0),
+        "input_dim": (int, 2),
+        "mirror": (bool, False),
+        "extra_std": (float | None, None),
+    },
     "moons": {"n_samples": (int, 500), "noise": (float, 0.1), "input_dim": (int, 2)},
     "clusters": {"n_samples": (int, 500), "n_centers": (int, 2), "cluster_std": (float, 1.0), "input_dim": (int, 2)},
     "spheres": {"n_samples": (int, 500), "noise": (float, 0.1), "n_shells": (int, 2), "input_dim": (int, 2)},
     "complex_moons": {"n_samples": (int, 500), "noise": (float, 0.1), "input_dim": (int, 2)},
     "file": {"path": (str, attrs.NOTHING)},
+    "digits": {"n_samples": (int, 1797), "images": (bool, False)},
 }
 
 

@@ -46,9 +46,15 @@ def test_datasets_json_describes_parameters():
     entries = {e["name"]: e for e in json.loads(proc.stdout)}
     assert set(DATASETS) <= set(entries)  # plus those of other installed plugins
     params = {p["name"]: p for p in entries["clusters"]["parameters"]}
-    assert params["n_centers"] == {"name": "n_centers", "type": "int", "default": 2, "required": False}
+    assert params["n_centers"] == {
+        "name": "n_centers", "type": "int", "default": 2, "required": False,
+        "help": "number of clusters, one class each",
+    }  # fmt: skip
     assert params["cluster_std"]["default"] == 1.0
-    assert entries["file"]["parameters"][0] == {"name": "path", "type": "str", "default": None, "required": True}
+    assert entries["file"]["parameters"][0] == {
+        "name": "path", "type": "str", "default": None, "required": True,
+        "help": "a .npz (arrays X, y) or .csv (label last) file",
+    }  # fmt: skip
 
 
 def test_data_generate_writes_seeded_arrays(tmp_path):
@@ -82,7 +88,7 @@ def test_generated_file_feeds_the_file_dataset(tmp_path):
     assert kaslite("data", "generate", "moons", "--out", str(out)).returncode == 0
     proc = kaslite(
         "run", "--problem", "file", "--path", str(out), "--warm-up-epochs", "2", "--adaptation-epochs", "2",
-        "--output-dir", str(tmp_path / "results"), "--run-name", "from-file", "-q",
+        "--output-dir", str(tmp_path / "results"), "--run-name", "from-file", "-q", "--tracker", "console",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("from-file: val_acc ")

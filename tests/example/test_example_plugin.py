@@ -1,18 +1,17 @@
 """kaslite-example, tested the way a plugin author would: only kaslite.testing's fixtures."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import kaslite_example.plugin as example
-from kaslite.control import Cull, EpochMetrics, Germinate, Observation, SeedView
+from kaslite.control import Cull, Germinate
 from kaslite.errors import ConfigError, InvalidValue
 from kaslite.nn import MorphogeneticNet
 from kaslite.plugins import BLUEPRINT, CONTROLLER, DATASET
 from kaslite.structure import structure
+from kaslite.testing import invoke, observation, seed_view
 from kaslite.train import Trainer
 from kaslite_example.checkerboard import CheckerboardParams
 from kaslite_example.policy import GapAwareParams, GapAwarePolicy
@@ -64,15 +63,16 @@ def test_lowrank_rejects_rank_zero_naming_the_plugin(kaslite_register):
 
 def seeds(**states):
     health = {"seed1_1": 0.4, "seed2_1": 0.2}
-    return tuple(SeedView(s, int(s[4]), states.get(s, "dormant"), 0.0, h, 0.0, 0.0) for s, h in health.items())
+    return [seed_view(s, states.get(s, "dormant"), alpha=0.0, health=h) for s, h in health.items()]
 
 
 def observe(policy, rows, states=None):
-    """Feed (train_loss, val_loss) rows; return {epoch: actions}."""
-    history, out = [], {}
-    for epoch, (train, val) in enumerate(rows, start=1):
-        history.append(EpochMetrics(epoch, 2, train, val, 0.5))
-        actions = policy.decide(Observation(epoch, 2, tuple(history), seeds(**(states or {}).get(epoch, {}))))
+    """Feed (train_loss, val_loss) rows one epoch at a time; return {epoch: actions}."""
+    out = {}
+    for epoch in range(1, len(rows) + 1):
+        train, val = zip(*rows[:epoch], strict=True)
+        obs = observation(train_loss=train, val_loss=val, seeds=seeds(**(states or {}).get(epoch, {})))
+        actions = policy.decide(obs)
         if actions:
             out[epoch] = actions
     return out
@@ -114,10 +114,43 @@ def test_the_cli_runs_the_plugin_end_to_end(tmp_path):
         "run", "--problem", "checkerboard", "--controller", "gap-aware", "--blueprint", "lowrank",
         "--dataset-param", "n_samples=200", "--controller-param", "patience=1", "--blueprint-param", "rank=8",
         "--warm-up-epochs", "3", "--adaptation-epochs", "6", "--output-dir", str(tmp_path), "-q",
+        "--tracker", "console",
     ]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "kaslite", *args], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "seeds active" in proc.stdout
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "seeds active" in result.stdout
+    (config,) = tmp_path.glob("*/config.yaml")
+    written = yaml.safe_load(config.read_text())
+    assert written["controller"]["options"] == {"patience": 1, "tolerance": 0.0, "cull_margin": 0.1}
+    assert written["data"]["params"] == {"n_samples": 200, "k": 4, "noise": 0.0, "input_dim": 2}
+
+
+def test_kaslite_lists_the_plugins_parameters_with_help():
+    plugins = invoke("plugins").stdout
+    assert "        lowrank: rank (int, default 4): rank of the grown map\n" in plugins
+    assert "gap-aware: patience (int, default 3): epochs without a smaller gap before growing; " in plugins
+    datasets = invoke("datasets").stdout
+    assert (
+        "checkerboard: k×k board of alternating classes\n    --n-samples (int, default 1000): number of points\n"
+        in (datasets)
+    )
+
+
+def test_a_sweep_varies_the_plugins_parameters(tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("controller_param.patience: [1, 2]\nblueprint_param.rank: [2, 8]\ndataset_param.k: 3\n")
+    args = [
+        "sweep", str(sweep), "--problem", "checkerboard", "--controller", "gap-aware", "--blueprint", "lowrank",
+        "--n-samples", "100", "--warm-up-epochs", "1", "--adaptation-epochs", "2",
+        "--output-dir", str(tmp_path / "out"), "--tracker", "json", "-q",
+    ]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    configs = [yaml.safe_load(p.read_text()) for p in sorted((tmp_path / "out").glob("run_*/config.yaml"))]
+    assert sorted(
+        (c["controller"]["options"]["patience"], c["model"]["blueprint_options"]["rank"]) for c in configs
+    ) == [(1, 2), (1, 8), (2, 2), (2, 8)]
+    assert {c["data"]["params"]["k"] for c in configs} == {3}
 
 
 @pytest.mark.parametrize(
@@ -137,14 +170,19 @@ def test_the_cli_runs_the_plugin_end_to_end(tmp_path):
             "Error: unknown field(s) speed in controller 'gap-aware' (plugin kaslite-example) parameters; "
             "allowed: patience, tolerance, cull_margin",
         ),
-        (["--dataset-param", "k=1"], "Error: invalid data.params.k = 1: must be an integer >= 2 (flag --k)"),
+        (
+            ["--dataset-param", "k=1"],
+            "Error: invalid dataset 'checkerboard' (plugin kaslite-example) parameter k = 1: must be an integer >= 2",
+        ),
+        (
+            ["--k", "1"],
+            "Error: invalid dataset 'checkerboard' (plugin kaslite-example) parameter k = 1: must be an integer >= 2",
+        ),
     ],
 )
 def test_bad_plugin_parameters_are_one_line(tmp_path, args, message):
     base = ["run", "--problem", "checkerboard", "--controller", "gap-aware", "--blueprint", "lowrank"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "kaslite", *base, *args, "--output-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == message
+    result = invoke(*base, *args, "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.stderr == message + "\n"
+    assert not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 import kaslite
-from kaslite.config import flatten
+from kaslite.config import build_config, flatten, load_yaml
 from kaslite.hookspecs import TrackerSpec
 from kaslite.train import Tracker
 from kaslite.train.runner import resume_experiment, run_experiment
@@ -40,7 +40,8 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
     run = client.get_run(trained.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "shared"
-    assert run.data.params == {key: str(value) for key, value in flatten(trained.config).items()}
+    written = build_config(load_yaml(trained.run_dir / "config.yaml"))  # plugin parameters resolved
+    assert run.data.params == {key: str(value) for key, value in flatten(written).items()}
     assert run.data.params["seeds.blend_steps"] == "3"
 
     rows = history_rows(trained.run_dir)

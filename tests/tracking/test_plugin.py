@@ -8,7 +8,7 @@ import pytest
 
 import kaslite_tracking.plugin
 from kaslite.errors import ConfigError
-from kaslite.plugins import MODEL_SOURCE, TRACKER, get_plugin_manager
+from kaslite.plugins import COMMAND, MODEL_SOURCE, TRACKER, get_plugin_manager
 from kaslite.testing import plugin_manager
 from kaslite.train.runner import tracker_names, tracker_options
 from kaslite_tracking.options import MlflowOptions, TensorBoardOptions
@@ -24,7 +24,7 @@ def test_registers_two_default_trackers_tensorboard_first():
     assert trackers["tensorboard"].options_type is TensorBoardOptions
     assert trackers["mlflow"].options_type is MlflowOptions
     assert list(manager.registrations(MODEL_SOURCE)) == ["models"]
-    (commands,) = manager.commands().values()
+    commands = manager.collected(COMMAND).records
     assert list(commands) == ["registry"]
     assert sorted(commands["registry"].commands) == ["best", "list", "production", "promote", "register", "rollback"]
 

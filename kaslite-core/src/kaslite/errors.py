@@ -42,11 +42,15 @@ class PluginError(KasliteError):
 
 
 class DuplicateNameError(PluginError):
-    """Two plugins registered the same name for the same kind of thing."""
+    """Two plugins registered the same name for the same kind of thing.
+
+    ``providers`` describe the plugins (``'name' (distribution version)``).
+    """
 
     def __init__(self, kind: str, name: str, providers: list[str]) -> None:
         self.kind = kind
         self.name = name
         self.providers = providers
-        names = " and ".join(repr(p) for p in providers)
-        super().__init__(f"{kind} {name!r} is registered by both {names}; disable one with KASLITE_DISABLE_PLUGINS")
+        super().__init__(
+            f"{kind} {name!r} is registered by both {' and '.join(providers)}; disable one with KASLITE_DISABLE_PLUGINS"
+        )

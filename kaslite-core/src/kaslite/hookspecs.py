@@ -12,8 +12,9 @@ Hooks come in two families:
 * **Registration hooks** (``kaslite_datasets``, ``kaslite_seed_blueprints``,
   ``kaslite_controllers``, ``kaslite_trackers``, ``kaslite_model_sources``)
   take no arguments and return an iterable of small frozen records. The host
-  collects them from every plugin, keys them by name (scheme for model
-  sources) and refuses a name two plugins both claim, naming both.
+  calls each once per process, keys the records by name (scheme for model
+  sources) and keeps them. A name two plugins both claim is listed as a
+  conflict by ``kaslite plugins`` and is an error, naming both, when used.
 * **Extension hooks** (``kaslite_commands``, ``kaslite_server_app``) receive
   an object to extend in place and return nothing.
 
@@ -24,6 +25,14 @@ Rules for implementations:
   the plugin module: ``kaslite --help`` loads every plugin.
 * Never give a hook argument a default value; pluggy would silently never
   pass it. Declare only the arguments you use.
+* Give each field of a parameter class a help text,
+  ``attrs.field(default=..., metadata={"help": "..."})``: ``kaslite datasets``,
+  ``kaslite plugins`` and ``kaslite run --help`` show it with the default.
+
+A plugin whose hook raises or returns something other than these records is
+reported once (name, distribution, version, the error's first line; the
+traceback with ``kaslite --debug``) and what that hook registers is skipped;
+``KASLITE_STRICT_PLUGINS=1`` makes it fatal instead.
 """
 
 from collections.abc import Callable, Iterable
@@ -67,7 +76,10 @@ class DatasetSpec:
     :param name: what users type after ``--problem``.
     :param params_type: a frozen attrs class of the dataset's parameters, with
         validated defaults; its fields become options of ``kaslite data
-        generate NAME`` and keys of ``data.params`` in a config file.
+        generate NAME``, keys of ``data.params`` in a config file, and flags of
+        ``kaslite run`` (``--dataset-param n_samples=500`` or ``--n-samples
+        500``). A field whose flag is one of kaslite's own (``lr``, ``seed``)
+        gets the dataset refused, with an error saying so.
     :param generate: ``generate(params, seed) -> DataArrays``; the result must
         depend only on ``(params, seed)``.
     :param description: one line shown by ``kaslite datasets``.
@@ -89,7 +101,8 @@ class BlueprintSpec:
     :param description: one line shown by ``kaslite plugins``.
     :param options: the option names ``build`` accepts, with their defaults.
     :param params_type: optional frozen attrs class that validates the options'
-        values before any work starts (``--blueprint-param rank=8``).
+        values before any work starts (``--blueprint-param rank=8``); its
+        fields and their help appear in ``kaslite plugins``.
     """
 
     name: str
@@ -111,6 +124,7 @@ class ControllerSpec:
     :param params_type: optional frozen attrs class that validates
         ``config.options`` before any work starts (``--controller-param
         patience=3``); the factory can then build it with ``params_type(**config.options)``.
+        ``config.yaml`` stores the options with every default filled in.
     """
 
     name: str
@@ -133,6 +147,8 @@ class TrackerSpec:
         (not experiment config: they do not change results). Each field becomes
         a ``kaslite run`` flag (``tracking_uri`` -> ``--tracking-uri``); the
         validated instance reaches the factory as ``run.tracker_options[name]``.
+        A field whose flag kaslite, a dataset or another tracker already uses
+        gets the tracker refused, naming the holder.
     """
 
     name: str
@@ -169,8 +185,9 @@ class ModelSourceSpec:
 def kaslite_datasets() -> Iterable[DatasetSpec]:  # type: ignore[empty-body]
     """Register datasets.
 
-    Called whenever datasets are listed or looked up (``kaslite datasets``,
-    ``kaslite data generate``, ``kaslite run``), so it must be cheap and free of
+    Called once per process, the first time datasets are listed or looked up
+    (``kaslite datasets``, ``kaslite data generate``, ``kaslite run``, and
+    ``kaslite run --help`` for their flags), so it must be cheap and free of
     side effects: build records, import numpy only inside ``generate``.
 
     :return: the :class:`DatasetSpec` records this plugin provides.
@@ -198,8 +215,8 @@ def kaslite_datasets() -> Iterable[DatasetSpec]:  # type: ignore[empty-body]
 def kaslite_seed_blueprints() -> Iterable[BlueprintSpec]:  # type: ignore[empty-body]
     """Register seed blueprints: the child networks a seed grows.
 
-    Called when a network is built or a run is validated; ``build`` is called
-    once per seed when the network is constructed.
+    Called once per process, when a network is built or a run is validated;
+    ``build`` is called once per seed when the network is constructed.
 
     :return: the :class:`BlueprintSpec` records this plugin provides.
 
@@ -219,8 +236,9 @@ def kaslite_seed_blueprints() -> Iterable[BlueprintSpec]:  # type: ignore[empty-
 def kaslite_controllers() -> Iterable[ControllerSpec]:  # type: ignore[empty-body]
     """Register controllers (growth policies).
 
-    Called when a run is validated and started; the factory is called once per
-    run, and the controller's ``decide`` after every epoch of phase 2.
+    Called once per process, when a run is validated; the factory is called
+    once per run, and the controller's ``decide`` after every epoch of phase 2
+    (``docs/reference.md`` describes the observation it receives).
 
     :return: the :class:`ControllerSpec` records this plugin provides.
 
@@ -243,23 +261,36 @@ def kaslite_controllers() -> Iterable[ControllerSpec]:  # type: ignore[empty-bod
 def kaslite_trackers() -> Iterable[TrackerSpec]:  # type: ignore[empty-body]
     """Register trackers: receivers of a run's events.
 
-    Called when a run starts, to resolve ``--tracker`` names and the default
-    set, and when ``kaslite run --help`` lists tracker flags; each chosen
-    factory is called once per run.
+    Called once per process, to resolve ``--tracker`` names and the default
+    set and to list tracker flags; each chosen factory is called once per run
+    (``docs/reference.md`` lists every event a tracker receives).
 
     :return: the :class:`TrackerSpec` records this plugin provides.
 
+    The entry-point module imports the tracker class inside the factory, as
+    kaslite's own trackers do, so that loading the plugin (every ``kaslite``
+    command does) stays cheap.
+
     Example::
+
+        # my_tracker/plugin.py, the entry point
+        def print_tracker(run):
+            from my_tracker.printer import PrintTracker
+
+            return PrintTracker()
+
+        @kaslite.hookimpl
+        def kaslite_trackers():
+            return [TrackerSpec("print", print_tracker, "print val acc")]
+
+    and ``my_tracker/printer.py``, where anything heavy the tracker needs
+    (torch, a client library) is imported::
 
         from kaslite.train import Tracker
 
         class PrintTracker(Tracker):
             def on_epoch_end(self, record):
                 print(record.epoch, record.val_acc)
-
-        @kaslite.hookimpl
-        def kaslite_trackers():
-            return [TrackerSpec("print", lambda run: PrintTracker(), "print val acc")]
     """
 
 
@@ -267,7 +298,8 @@ def kaslite_trackers() -> Iterable[TrackerSpec]:  # type: ignore[empty-body]
 def kaslite_model_sources() -> Iterable[ModelSourceSpec]:  # type: ignore[empty-body]
     """Register model sources: URI schemes ``kaslite serve --model`` understands.
 
-    Called when a model URI is resolved (serving, reloading, listing versions).
+    Called once per process, when a model URI is first resolved (serving,
+    reloading, listing versions).
 
     :return: the :class:`ModelSourceSpec` records this plugin provides.
 
@@ -294,9 +326,11 @@ def kaslite_model_sources() -> Iterable[ModelSourceSpec]:  # type: ignore[empty-
 def kaslite_commands(cli: "click.Group") -> None:
     """Add commands to the ``kaslite`` command line.
 
-    Called once, when the command line is first listed or dispatched. Every
-    command added here appears in ``kaslite --help``; a name already taken by
-    another plugin or by kaslite itself is refused with an error naming both.
+    Called once per process, when the command line is first listed or
+    dispatched. Every command added here appears in ``kaslite --help``. A
+    command named like one of kaslite's own is reported and skipped, whatever
+    command line is run; one another plugin also adds is listed as a conflict
+    and is an error, naming both, when invoked.
 
     :param cli: the ``kaslite`` click group; call ``cli.add_command`` or use
         ``@cli.command()``.

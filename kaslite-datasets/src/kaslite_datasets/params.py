@@ -35,30 +35,58 @@ def data_file(instance: object, attribute: "attrs.Attribute[Any]", value: Any) -
 class SpiralsParams:
     # Three turns of 500 points each: the default network's trunk alone stalls near 0.65 and grows to
     # about 0.99 (bench/growth.py); with fewer points the outer turns are too sparse to learn reliably.
-    n_samples: int = attrs.field(default=1000, validator=integer_at_least(2))
-    noise: float = attrs.field(default=0.1, validator=non_negative)
-    rotations: float = attrs.field(default=3.0, validator=positive)
-    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
-    # The original design's construction: class 1 is class 0's points negated, noise included
-    # (otherwise class 1 is drawn on its own and turned half a turn).
-    mirror: bool = False
-    # Std of the extra columns beyond the plane (input_dim > 2); by default the same as `noise`.
-    extra_std: float | None = attrs.field(default=None, validator=attrs.validators.optional(non_negative))
+    n_samples: int = attrs.field(default=1000, validator=integer_at_least(2), metadata={"help": "number of points"})
+    noise: float = attrs.field(
+        default=0.1,
+        validator=non_negative,
+        metadata={"help": "standard deviation of the Gaussian noise added to each point"},
+    )
+    rotations: float = attrs.field(default=3.0, validator=positive, metadata={"help": "turns of each spiral"})
+    input_dim: int = attrs.field(
+        default=2,
+        validator=integer_at_least(2),
+        metadata={"help": "features per point; dimensions beyond 2 hold noise"},
+    )
+    mirror: bool = attrs.field(
+        default=False,
+        metadata={"help": "class 1 is class 0 negated, noise included (the original design's construction)"},
+    )
+    extra_std: float | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(non_negative),
+        metadata={"help": "std of the noise in the dimensions beyond 2 (default: the same as noise)"},
+    )
 
 
 @attrs.frozen
 class MoonsParams:
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(2))
-    noise: float = attrs.field(default=0.1, validator=non_negative)
-    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(2), metadata={"help": "number of points"})
+    noise: float = attrs.field(
+        default=0.1,
+        validator=non_negative,
+        metadata={"help": "standard deviation of the Gaussian noise added to each point"},
+    )
+    input_dim: int = attrs.field(
+        default=2,
+        validator=integer_at_least(2),
+        metadata={"help": "features per point; dimensions beyond 2 hold noise"},
+    )
 
 
 @attrs.frozen
 class ClustersParams:
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(1))
-    n_centers: int = attrs.field(default=2, validator=integer_at_least(2))
-    cluster_std: float = attrs.field(default=1.0, validator=positive)
-    input_dim: int = attrs.field(default=2, validator=integer_at_least(1))
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(1), metadata={"help": "number of points"})
+    n_centers: int = attrs.field(
+        default=2, validator=integer_at_least(2), metadata={"help": "number of clusters, one class each"}
+    )
+    cluster_std: float = attrs.field(
+        default=1.0, validator=positive, metadata={"help": "standard deviation of each cluster"}
+    )
+    input_dim: int = attrs.field(
+        default=2,
+        validator=integer_at_least(1),
+        metadata={"help": "features per point"},
+    )
 
     def __attrs_post_init__(self) -> None:
         _samples_cover_classes(self.n_samples, self.n_centers, "n_centers")
@@ -66,10 +94,20 @@ class ClustersParams:
 
 @attrs.frozen
 class SpheresParams:
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(1))
-    noise: float = attrs.field(default=0.1, validator=non_negative)
-    n_shells: int = attrs.field(default=2, validator=integer_at_least(2))
-    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(1), metadata={"help": "number of points"})
+    noise: float = attrs.field(
+        default=0.1,
+        validator=non_negative,
+        metadata={"help": "standard deviation of the Gaussian noise added to each point"},
+    )
+    n_shells: int = attrs.field(
+        default=2, validator=integer_at_least(2), metadata={"help": "number of shells, one class each"}
+    )
+    input_dim: int = attrs.field(
+        default=2,
+        validator=integer_at_least(2),
+        metadata={"help": "features per point"},
+    )
 
     def __attrs_post_init__(self) -> None:
         _samples_cover_classes(self.n_samples, self.n_shells, "n_shells")
@@ -78,14 +116,22 @@ class SpheresParams:
 @attrs.frozen
 class ComplexMoonsParams:
     # 4 = one point on each moon and in each cluster.
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(4))
-    noise: float = attrs.field(default=0.1, validator=non_negative)
-    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+    n_samples: int = attrs.field(default=500, validator=integer_at_least(4), metadata={"help": "number of points"})
+    noise: float = attrs.field(
+        default=0.1,
+        validator=non_negative,
+        metadata={"help": "standard deviation of the Gaussian noise added to each point"},
+    )
+    input_dim: int = attrs.field(
+        default=2,
+        validator=integer_at_least(2),
+        metadata={"help": "features per point; dimensions beyond 2 hold noise"},
+    )
 
 
 @attrs.frozen
 class FileParams:
-    path: str = attrs.field(validator=data_file)
+    path: str = attrs.field(validator=data_file, metadata={"help": "a .npz (arrays X, y) or .csv (label last) file"})
 
 
 DIGITS_SAMPLES = 1797  # scikit-learn's bundled copy of the UCI optical digits test set
@@ -93,10 +139,14 @@ DIGITS_SAMPLES = 1797  # scikit-learn's bundled copy of the UCI optical digits t
 
 @attrs.frozen
 class DigitsParams:
-    # A random subset of this size (all 1,797 by default); pixel values are scaled from 0..16 to 0..1.
-    n_samples: int = attrs.field(default=DIGITS_SAMPLES, validator=integer_at_least(10))
-    # (n, 1, 8, 8) images for a convolutional trunk instead of (n, 64) rows.
-    images: bool = False
+    n_samples: int = attrs.field(
+        default=DIGITS_SAMPLES,
+        validator=integer_at_least(10),
+        metadata={"help": "a random subset of this many images (all 1,797 by default)"},
+    )
+    images: bool = attrs.field(
+        default=False, metadata={"help": "(n, 1, 8, 8) images for a convolutional trunk instead of (n, 64) rows"}
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.n_samples > DIGITS_SAMPLES:

@@ -27,5 +27,9 @@ class PrometheusOptions:
         Prometheus running elsewhere (a container, another host).
     """
 
-    metrics_port: int = attrs.field(default=DEFAULT_PORT, validator=port_number)
-    metrics_host: str = attrs.field(default="127.0.0.1", validator=non_empty)
+    metrics_port: int = attrs.field(
+        default=DEFAULT_PORT, validator=port_number, metadata={"help": "port of /metrics; 0 picks a free one"}
+    )
+    metrics_host: str = attrs.field(
+        default="127.0.0.1", validator=non_empty, metadata={"help": "address /metrics binds to"}
+    )

@@ -9,17 +9,27 @@ from kaslite.validation import between, non_empty
 class MlflowOptions:
     """Where the ``mlflow`` tracker logs, and when it registers the trained model."""
 
-    experiment: str = attrs.field(default="kaslite", validator=non_empty)
-    # Empty: MLFLOW_TRACKING_URI, else the embedded SQLite store sqlite:///mlflow.db in the working directory.
-    tracking_uri: str = ""
-    model_name: str = attrs.field(default="kaslite", validator=non_empty)
-    register: bool = True
-    register_threshold: float = attrs.field(default=0.70, validator=between(0.0, 1.0))
-    staging_threshold: float = attrs.field(default=0.90, validator=between(0.0, 1.0))
+    experiment: str = attrs.field(default="kaslite", validator=non_empty, metadata={"help": "MLflow experiment name"})
+    tracking_uri: str = attrs.field(
+        default="",
+        metadata={"help": "MLflow tracking URI; empty: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here"},
+    )
+    model_name: str = attrs.field(
+        default="kaslite", validator=non_empty, metadata={"help": "registered model the trained model joins"}
+    )
+    register: bool = attrs.field(default=True, metadata={"help": "register the model when val_acc is high enough"})
+    register_threshold: float = attrs.field(
+        default=0.70, validator=between(0.0, 1.0), metadata={"help": "val_acc from which a version is registered"}
+    )
+    staging_threshold: float = attrs.field(
+        default=0.90, validator=between(0.0, 1.0), metadata={"help": "val_acc from which it gets the alias staging"}
+    )
 
 
 @attrs.frozen
 class TensorBoardOptions:
     """Where the ``tensorboard`` tracker writes: ``TENSORBOARD_DIR/RUN_NAME/``."""
 
-    tensorboard_dir: str = attrs.field(default="runs", validator=non_empty)
+    tensorboard_dir: str = attrs.field(
+        default="runs", validator=non_empty, metadata={"help": "folder of the event files (one subfolder per run)"}
+    )

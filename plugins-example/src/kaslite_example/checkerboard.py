@@ -12,10 +12,12 @@ from kaslite.validation import integer_at_least, non_negative
 class CheckerboardParams:
     """Validated parameters; a bad value fails before any data is made."""
 
-    n_samples: int = attrs.field(default=1000, validator=integer_at_least(2))
-    k: int = attrs.field(default=4, validator=integer_at_least(2))
-    noise: float = attrs.field(default=0.0, validator=non_negative)
-    input_dim: int = attrs.field(default=2, validator=integer_at_least(2))
+    n_samples: int = attrs.field(default=1000, validator=integer_at_least(2), metadata={"help": "number of points"})
+    k: int = attrs.field(default=4, validator=integer_at_least(2), metadata={"help": "squares per side"})
+    noise: float = attrs.field(default=0.0, validator=non_negative, metadata={"help": "std of the Gaussian noise"})
+    input_dim: int = attrs.field(
+        default=2, validator=integer_at_least(2), metadata={"help": "features; beyond 2 are noise"}
+    )
 
 
 def generate_checkerboard(params: CheckerboardParams, seed: int) -> DataArrays:

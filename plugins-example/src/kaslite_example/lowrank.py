@@ -9,7 +9,7 @@ from kaslite.validation import integer_at_least
 
 @attrs.frozen
 class LowRankParams:
-    rank: int = attrs.field(default=4, validator=integer_at_least(1))
+    rank: int = attrs.field(default=4, validator=integer_at_least(1), metadata={"help": "rank of the grown map"})
 
 
 def build_lowrank(dim: int, rank: int = 4) -> Any:

@@ -17,9 +17,15 @@ from kaslite.validation import integer_at_least, non_negative
 
 @attrs.frozen
 class GapAwareParams:
-    patience: int = attrs.field(default=3, validator=integer_at_least(1))
-    tolerance: float = attrs.field(default=0.0, validator=non_negative)
-    cull_margin: float = attrs.field(default=0.1, validator=non_negative)
+    patience: int = attrs.field(
+        default=3, validator=integer_at_least(1), metadata={"help": "epochs without a smaller gap before growing"}
+    )
+    tolerance: float = attrs.field(
+        default=0.0, validator=non_negative, metadata={"help": "how much the gap must shrink to count"}
+    )
+    cull_margin: float = attrs.field(
+        default=0.1, validator=non_negative, metadata={"help": "relative rise of val loss during a blend that culls"}
+    )
 
 
 class GapAwarePolicy(Controller):

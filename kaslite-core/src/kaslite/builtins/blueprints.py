@@ -2,7 +2,24 @@
 
 from typing import Any
 
+import attrs
+
 from kaslite.hookspecs import BlueprintSpec, hookimpl
+from kaslite.validation import integer_at_least
+
+
+@attrs.frozen
+class MlpParams:
+    hidden: int = attrs.field(
+        default=128, validator=integer_at_least(1), metadata={"help": "width of the child's hidden layer"}
+    )
+
+
+@attrs.frozen
+class BottleneckParams:
+    hidden: int = attrs.field(
+        default=0, validator=integer_at_least(0), metadata={"help": "width of the hidden layer; 0 means dim // 2"}
+    )
 
 
 def build_mlp(dim: int, hidden: int = 128) -> Any:
@@ -32,9 +49,13 @@ def build_conv(dim: int, hidden: int = 0, kernel_size: int = 3) -> Any:
 @hookimpl
 def kaslite_seed_blueprints() -> list[BlueprintSpec]:
     return [
-        BlueprintSpec("mlp", build_mlp, "dim → hidden → dim MLP with ReLU (Kaiming init)", {"hidden": 128}),
+        BlueprintSpec("mlp", build_mlp, "dim → hidden → dim MLP with ReLU (Kaiming init)", {"hidden": 128}, MlpParams),
         BlueprintSpec(
-            "bottleneck", build_bottleneck, "dim → narrower hidden → dim; hidden 0 means dim // 2", {"hidden": 0}
+            "bottleneck",
+            build_bottleneck,
+            "dim → narrower hidden → dim; hidden 0 means dim // 2",
+            {"hidden": 0},
+            BottleneckParams,
         ),
         BlueprintSpec(
             "residual",

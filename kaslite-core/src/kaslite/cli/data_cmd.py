@@ -31,9 +31,10 @@ def parameter_options(params_type: type) -> list[click.Option]:
         names = [dashed] if "_" not in field.name else [dashed, "--" + field.name]
         required = field.default is attrs.NOTHING
         default = "" if required else f" [default: {field.default!r}]"
+        help_text = f"{field.metadata.get('help') or field.name}{default}"
         if field.type is bool:  # a flag pair: --register / --no-register
             pair = f"{dashed}/--no-{dashed[2:]}"
-            options.append(click.Option([pair, field.name], default=None, help=f"{field.name}{default}"))
+            options.append(click.Option([pair, field.name], default=None, help=help_text))
             continue
         options.append(
             click.Option(
@@ -41,7 +42,7 @@ def parameter_options(params_type: type) -> list[click.Option]:
                 type=_CLICK_TYPES.get(field.type, click.STRING),
                 required=required,
                 default=None,
-                help=f"{field.name}{default}",
+                help=help_text,
             )
         )
     return options

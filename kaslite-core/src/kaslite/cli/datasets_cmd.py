@@ -1,39 +1,24 @@
-"""``kaslite datasets``: every dataset with its description and parameters."""
+"""``kaslite datasets``: every dataset with its description and parameters (type, default, help)."""
 
 import json
 from typing import Any
 
-import attrs
 import click
 
+from kaslite.flagspace import describe_fields
 from kaslite.hookspecs import DatasetSpec
 from kaslite.plugins import DATASET, get_plugin_manager
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
 def describe_parameters(spec: DatasetSpec) -> list[dict[str, Any]]:
-    """Name, type, default (None when required) of each dataset parameter."""
-    rows = []
-    for field in attrs.fields(spec.params_type):
-        required = field.default is attrs.NOTHING
-        rows.append(
-            {
-                "name": field.name,
-                "type": _type_name(field.type),
-                "default": None if required else field.default,
-                "required": required,
-            }
-        )
-    return rows
+    """Name, type, default (None when required), whether required, and help of each dataset parameter."""
+    return describe_fields(spec.params_type)
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def datasets(as_json: bool) -> None:
-    """List the datasets every installed plugin provides."""
+    """List the datasets every installed plugin provides, with their parameters."""
     specs = get_plugin_manager().registrations(DATASET)
     entries = [
         {"name": name, "description": spec.description, "parameters": describe_parameters(spec)}
@@ -46,4 +31,5 @@ def datasets(as_json: bool) -> None:
         click.echo(f"{entry['name']}: {entry['description']}")
         for p in entry["parameters"]:
             default = "required" if p["required"] else f"default {p['default']!r}"
-            click.echo(f"    --{p['name'].replace('_', '-')} ({p['type']}, {default})")
+            help_text = f": {p['help']}" if p["help"] else ""
+            click.echo(f"    --{p['name'].replace('_', '-')} ({p['type']}, {default}){help_text}")

@@ -1,17 +1,21 @@
 """The ``kaslite`` click group: core commands, then whatever plugins add.
 
 Errors a user can fix (a bad value, an unknown name, a usage mistake) end the
-process with exit code 2 and a single ``Error: ...`` line, never a traceback.
+process with exit code 2 and a single ``Error: ...`` line, never a traceback
+(``--debug``, ``KASLITE_DEBUG=1`` or ``KASLITE_STRICT_PLUGINS=1`` add the
+traceback of a failing plugin).
 """
 
+import os
 import sys
+import traceback
 from typing import Any
 
 import click
 
 from kaslite import __version__
-from kaslite.errors import ConfigError, KasliteError, PluginError, UnknownNameError
-from kaslite.plugins import get_plugin_manager
+from kaslite.errors import ConfigError, KasliteError, UnknownNameError
+from kaslite.plugins import COMMAND, DEBUG_ENV, STRICT_ENV, env_flag, get_plugin_manager, reset_plugin_manager
 
 # Core commands live in their own modules, imported only when dispatched, so
 # ``kaslite --help`` never pays for torch.
@@ -30,39 +34,41 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def _debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        # The environment carries it to sweep workers; the manager is rebuilt to read it.
+        os.environ[DEBUG_ENV] = "1"
+        reset_plugin_manager()
+
+
 class KasliteGroup(click.Group):
-    """A group that loads core commands lazily and plugin commands on first use."""
+    """A group that loads core commands lazily and plugin commands on first use.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._owners: dict[str, str] = {}
-        self._plugin_commands_added = False
+    Every command line meets plugin commands the same way: a plugin command
+    named like a core one is reported and skipped whether the user asked for
+    ``--help``, ``run`` or the plugin's own command.
+    """
 
-    def _add_plugin_commands(self) -> None:
-        if self._plugin_commands_added:
-            return
-        self._plugin_commands_added = True
-        for plugin, commands in get_plugin_manager().commands().items():
-            for name, command in commands.items():
-                owner = self._owners.get(name, "kaslite-core" if name in CORE_COMMANDS else None)
-                if owner is not None:
-                    raise PluginError(f"command {name!r} is added by both {owner!r} and {plugin!r}")
-                self._owners[name] = plugin
-                self.add_command(command, name)
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        commands: dict[str, click.Command] = get_plugin_manager().collected(COMMAND).records
+        return commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._add_plugin_commands()
-        return sorted(set(CORE_COMMANDS) | set(self.commands))
+        return sorted(set(CORE_COMMANDS) | set(self._plugin_commands()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        plugin_commands = self._plugin_commands()
         if cmd_name in CORE_COMMANDS:
             import importlib
 
             module, attr = CORE_COMMANDS[cmd_name].split(":")
             command: click.Command = getattr(importlib.import_module(module), attr)
             return command
-        self._add_plugin_commands()
-        return self.commands.get(cmd_name)
+        if cmd_name in plugin_commands:
+            return plugin_commands[cmd_name]
+        if cmd_name in get_plugin_manager().collected(COMMAND).providers:
+            get_plugin_manager().lookup(COMMAND, cmd_name)  # raises, naming both providers
+        return None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -78,6 +84,8 @@ class KasliteGroup(click.Group):
         except (ConfigError, UnknownNameError) as exc:
             fail(str(exc), 2)
         except KasliteError as exc:
+            if exc.__cause__ is not None and (env_flag(DEBUG_ENV) or env_flag(STRICT_ENV)):
+                traceback.print_exception(exc.__cause__, file=sys.stderr)
             fail(str(exc), 1)
         # In non-standalone mode click returns the exit code of --help/--version.
         sys.exit(result if isinstance(result, int) else 0)
@@ -85,6 +93,14 @@ class KasliteGroup(click.Group):
 
 @click.group(cls=KasliteGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="kaslite")
+@click.option(
+    "--debug",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_debug,
+    help="Show the traceback of a failing plugin (same as KASLITE_DEBUG=1).",
+)
 def cli() -> None:
     """kaslite: grow neural networks while they train.
 

@@ -1,38 +1,31 @@
 """``kaslite run``: train one experiment from flags and/or a YAML config.
 
 Every config field is a flag, dashed (``--blend-steps``) with the original
-underscore spelling as an alias (``--blend_steps``). Dataset parameters of
-every installed dataset are flags too (``--n-samples``, ``--noise``, ...).
-Flags override ``--config FILE.yaml``, which overrides the defaults.
+underscore spelling as an alias (``--blend_steps``). A plugin's parameters
+have namespaced flags that cannot collide: ``--dataset-param``,
+``--controller-param`` and ``--blueprint-param KEY=VALUE``. The dataset's
+parameters are also flags of their own (``--n-samples``), and a tracker's
+options are flags (``--tracking-uri``); the plugin host refuses a plugin whose
+flag is already held (see :mod:`kaslite.flagspace`).
+
+Plugin flags are built when the command is used, from what the plugins
+registered, never at import. Flags override ``--config FILE.yaml``, which
+overrides the defaults. Every value is checked before torch is imported.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import click
 
-from kaslite.cli.data_cmd import parameter_options
 from kaslite.config import SECTIONS, build_config, load_yaml
 from kaslite.errors import ConfigError, InvalidValue
-from kaslite.plugins import DATASET, TRACKER, get_plugin_manager
+from kaslite.flagspace import MAPPING_FIELDS, config_field_flags, describe_fields, field_flags
+from kaslite.plugins import DATASET, TRACKER, PluginManager, get_plugin_manager
 
-# Fields whose flag is not simply their own name.
-FLAG_NAMES: dict[tuple[str, str], list[str]] = {
-    ("data", "problem"): ["--problem", "--problem_type", "--problem-type"],
-    ("controller", "name"): ["--controller"],
-    ("train", "seed"): ["--seed"],
-}
-# Free-form mappings get KEY=VALUE flags instead (see --blueprint-option).
-MAPPING_FIELDS = {("data", "params"), ("model", "blueprint_options"), ("controller", "options")}
 _TYPES: dict[Any, Any] = {int: click.INT, float: click.FLOAT, str: click.STRING}
-
-
-def _flag_names(section: str, name: str) -> list[str]:
-    if (section, name) in FLAG_NAMES:
-        return FLAG_NAMES[(section, name)]
-    dashed = "--" + name.replace("_", "-")
-    return [dashed, "--" + name] if "_" in name else [dashed]
 
 
 def config_options() -> tuple[list[click.Option], dict[str, str]]:
@@ -43,12 +36,11 @@ def config_options() -> tuple[list[click.Option], dict[str, str]]:
         for field in attrs.fields(cls):
             if (section, field.name) in MAPPING_FIELDS:
                 continue
-            names = _flag_names(section, field.name)
+            names = config_field_flags(section, field.name, field.type is bool)
             dest = f"{section}__{field.name}"
             help_text = f"{section}.{field.name} [default: {field.default!r}]"
             if field.type is bool:
-                positive = "/".join([names[0], "--no-" + names[0][2:]])
-                option = click.Option([positive, dest], default=None, help=help_text)
+                option = click.Option(["/".join(names), dest], default=None, help=help_text)
             else:
                 option = click.Option([*names, dest], type=_TYPES.get(field.type, click.STRING), help=help_text)
             options.append(option)
@@ -56,30 +48,75 @@ def config_options() -> tuple[list[click.Option], dict[str, str]]:
     return options, flags
 
 
-def dataset_options(taken: set[str]) -> list[click.Option]:
-    """Options for every installed dataset's parameters (first definition of a name wins)."""
-    seen: dict[str, click.Option] = {}
-    for spec in get_plugin_manager().registrations(DATASET).values():
-        for option in parameter_options(spec.params_type):
-            if option.name not in seen and not set(option.opts) & taken:
-                option.name = f"dataset__{option.name}"
-                option.required = False
-                seen[option.name] = option
-    return list(seen.values())
+def _plugin_option(name: str, dest: str, kinds: set[Any], help_text: str) -> click.Option:
+    """An option for a plugin field: typed when every declaration agrees on the type, text otherwise."""
+    (kind,) = kinds if len(kinds) == 1 else (str,)
+    if kind is bool:
+        return click.Option(["/".join(field_flags(name, True)), dest], default=None, help=help_text)
+    return click.Option([*field_flags(name), dest], type=_TYPES.get(kind, click.STRING), help=help_text)
 
 
-def tracker_flag_options(taken: set[str]) -> list[click.Option]:
-    """Options for every installed tracker's settings (``--tracking-uri``, ``--metrics-port``, ...)."""
-    seen: dict[str, click.Option] = {}
-    for spec in get_plugin_manager().registrations(TRACKER).values():
+def dataset_options(manager: PluginManager) -> list[click.Option]:
+    """``--n-samples``, ``--noise``, ...: each parameter of an installed dataset, for the dataset ``--problem`` names.
+
+    Datasets share a flag when they share a parameter name; its help lists each one's default.
+    """
+    defaults: dict[str, list[str]] = {}
+    kinds: dict[str, set[Any]] = {}
+    for dataset, spec in sorted(manager.registrations(DATASET).items()):
+        for field, row in zip(attrs.fields(spec.params_type), describe_fields(spec.params_type), strict=True):
+            kinds.setdefault(field.name, set()).add(field.type)
+            default = "required" if row["required"] else repr(row["default"])
+            defaults.setdefault(field.name, []).append(f"{dataset} {default}")
+    return [
+        _plugin_option(
+            name,
+            f"dataset__{name}",
+            kinds[name],
+            f"Dataset parameter {name} (same as --dataset-param {name}=VALUE); default: {', '.join(defaults[name])}.",
+        )
+        for name in sorted(defaults)
+    ]
+
+
+def tracker_flag_options(manager: PluginManager) -> list[click.Option]:
+    """Each installed tracker's options (``--tracking-uri``, ``--metrics-port``, ...), with its help and default."""
+    options = []
+    for tracker, spec in manager.registrations(TRACKER).items():
         if spec.options_type is None:
             continue
-        for option in parameter_options(spec.options_type):
-            if option.name not in seen and not set(option.opts) & taken:
-                option.name = f"tracker__{option.name}"
-                option.required = False
-                seen[option.name] = option
-    return list(seen.values())
+        for field, row in zip(attrs.fields(spec.options_type), describe_fields(spec.options_type), strict=True):
+            default = "required" if row["required"] else repr(row["default"])
+            text = f"{row['help']} " if row["help"] else ""
+            help_text = f"{text}[tracker {tracker}; default: {default}]"
+            options.append(_plugin_option(field.name, f"tracker__{field.name}", {field.type}, help_text))
+    return options
+
+
+class PluginFlagsCommand(click.Command):
+    """A command whose plugin flags are built on first use, once per plugin manager.
+
+    The plugin host has already skipped any plugin that failed or whose flags
+    collide, so one bad plugin cannot break the command or its ``--help``.
+    """
+
+    def __init__(self, *args: Any, plugin_options: Callable[[PluginManager], list[click.Option]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.own_params = list(self.params)
+        self.plugin_options = plugin_options
+        self._built_for: PluginManager | None = None
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        manager = get_plugin_manager()
+        if self._built_for is not manager:
+            self.params = [*self.own_params, *self.plugin_options(manager)]
+            self._built_for = manager
+        return super().get_params(ctx)
+
+
+def plugin_flag_options(manager: PluginManager) -> list[click.Option]:
+    """The flags plugins add to ``run`` and ``sweep``: dataset parameters and tracker options."""
+    return [*dataset_options(manager), *tracker_flag_options(manager)]
 
 
 def parse_pairs(pairs: tuple[str, ...], flag: str) -> dict[str, Any]:
@@ -135,13 +172,13 @@ def experiment_layers(config_file: Path | None, given: dict[str, Any]) -> list[d
     Takes the options of :func:`data_and_plugin_options` out of ``given``.
     """
     layer = flag_layer(given)
-    options = parse_pairs(given.pop("blueprint_option", ()), "--blueprint-param")
+    options = parse_pairs(given.pop("blueprint_param", ()), "--blueprint-param")
     blueprint_hidden = given.pop("blueprint_hidden", None)
     if blueprint_hidden is not None:
         options["hidden"] = blueprint_hidden
     if options:
         layer.setdefault("model", {})["blueprint_options"] = options
-    controller_params = given.pop("controller_option", ())
+    controller_params = given.pop("controller_param", ())
     if controller_params:
         layer.setdefault("controller", {})["options"] = parse_pairs(controller_params, "--controller-param")
     dataset_params = given.pop("dataset_param", ())
@@ -158,8 +195,6 @@ def experiment_layers(config_file: Path | None, given: dict[str, Any]) -> list[d
 def with_flag(exc: InvalidValue, flags: dict[str, str]) -> ConfigError:
     """``exc`` naming the flag that sets the bad field, when there is one."""
     flag = flags.get(exc.field)
-    if flag is None and exc.field.startswith("data.params."):
-        flag = "--" + exc.field.removeprefix("data.params.").replace("_", "-")
     return ConfigError(f"{exc} (flag {flag})" if flag else str(exc))
 
 
@@ -171,13 +206,20 @@ def config_file_option(help_text: str) -> click.Option:
 def tracker_choice_options() -> list[click.Option]:
     """``--tracker`` and ``--no-tracker``."""
     return [
-        click.Option(["--tracker"], multiple=True, help="Tracker to use (repeatable); replaces the default set."),
+        click.Option(
+            ["--tracker"],
+            multiple=True,
+            help=(
+                "Tracker to use (repeatable) instead of the default set; the run's own files "
+                "(the json tracker) stay unless --no-tracker json."
+            ),
+        ),
         click.Option(["--no-tracker"], multiple=True, help="Remove a tracker from the set (repeatable)."),
     ]
 
 
 def data_and_plugin_options() -> list[click.Option]:
-    """``--data FILE`` and the KEY=VALUE parameters of plugin datasets, blueprints and controllers."""
+    """``--data FILE`` and the KEY=VALUE parameters of the dataset, blueprint and controller."""
     return [
         click.Option(
             ["--data", "data_file"],
@@ -187,35 +229,41 @@ def data_and_plugin_options() -> list[click.Option]:
         click.Option(
             ["--dataset-param", "dataset_param"],
             multiple=True,
-            help="KEY=VALUE parameter of the dataset (repeatable); same as its own flag.",
+            metavar="KEY=VALUE",
+            help="Parameter of the dataset --problem names (repeatable); `kaslite datasets` lists them.",
         ),
         click.Option(
             ["--blueprint-hidden", "--blueprint_hidden"],
             type=click.INT,
-            help="Hidden width of the seed blueprint (model.blueprint_options.hidden).",
+            help="Hidden width of the seed blueprint (same as --blueprint-param hidden=N).",
         ),
         click.Option(
-            ["--blueprint-param", "--blueprint-option", "blueprint_option"],
+            ["--blueprint-param", "blueprint_param"],
             multiple=True,
-            help="KEY=VALUE parameter of the blueprint (repeatable).",
+            metavar="KEY=VALUE",
+            help="Parameter of the blueprint (repeatable); `kaslite plugins` lists them.",
         ),
         click.Option(
-            ["--controller-param", "--controller-option", "controller_option"],
+            ["--controller-param", "controller_param"],
             multiple=True,
-            help="KEY=VALUE parameter of the controller (repeatable).",
+            metavar="KEY=VALUE",
+            help="Parameter of the controller (repeatable); `kaslite plugins` lists them.",
         ),
     ]
 
 
-def field_options() -> tuple[list[click.Option], dict[str, str]]:
-    """Every config field, dataset parameter and tracker setting as an option; and path -> flag."""
-    config_opts, flags = config_options()
-    taken = {opt for option in config_opts for opt in option.opts}
-    return [*config_opts, *dataset_options(taken), *tracker_flag_options(taken)], flags
+def validated_run(config_file: Path | None, given: dict[str, Any], flags: dict[str, str]) -> Any:
+    """The run's config with every plugin parameter resolved, checked without importing torch."""
+    from kaslite.resolve import resolve_params
+
+    try:
+        return resolve_params(build_config(*experiment_layers(config_file, given)))
+    except InvalidValue as exc:
+        raise with_flag(exc, flags) from None
 
 
 def make_run_command() -> click.Command:
-    fields, flags = field_options()
+    fields, flags = config_options()
 
     def callback(
         config_file: Path | None,
@@ -227,22 +275,29 @@ def make_run_command() -> click.Command:
         quiet: bool,
         **given: Any,
     ) -> None:
-        from kaslite.train.runner import resume_experiment, run_experiment
+        from kaslite.resolve import tracker_names, tracker_options
 
         settings = tracker_settings(given)
+        if resume is not None:
+            from kaslite.train.runner import resume_experiment
+
+            resume_experiment(resume, tracker or None, no_tracker, quiet, settings)
+            return
+        config = validated_run(config_file, given, flags)
+        names = tracker_names(tracker or None, no_tracker)
+        tracker_options(names, settings)
+        from kaslite.train.runner import run_experiment  # torch: only once the flags are known good
+
         try:
-            if resume is not None:
-                resume_experiment(resume, tracker or None, no_tracker, quiet, settings)
-                return
-            config = build_config(*experiment_layers(config_file, given))
             run_experiment(config, output_dir, run_name, tracker or None, no_tracker, quiet, settings)
         except InvalidValue as exc:
             raise with_flag(exc, flags) from None
 
-    return click.Command(
+    return PluginFlagsCommand(
         "run",
         callback=callback,
         help="Train a morphogenetic network; results go to OUTPUT_DIR/RUN_NAME/.",
+        plugin_options=plugin_flag_options,
         params=[
             config_file_option("YAML config (sections data, model, seeds, controller, train); flags override it."),
             click.Option(

@@ -2,26 +2,31 @@
 
 It takes every option ``kaslite run`` takes; they are defaults that each sweep
 file overrides. Sweep files name parameters by their flag names without dashes
-(``num_layers``, ``lr``, ``problem_type``, ``n_samples``); see
-:mod:`kaslite.sweep.spec` for the format.
+(``num_layers``, ``lr``, ``problem_type``, ``n_samples``), and a plugin's
+parameters as ``dataset_param.NAME``, ``controller_param.NAME`` and
+``blueprint_param.NAME``; see :mod:`kaslite.sweep.spec` for the format.
 """
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import click
 
 from kaslite.cli.run_cmd import (
+    PluginFlagsCommand,
     config_file_option,
+    config_options,
     data_and_plugin_options,
     dest_path,
     experiment_layers,
-    field_options,
+    plugin_flag_options,
     tracker_choice_options,
     tracker_settings,
     with_flag,
 )
 from kaslite.errors import InvalidValue, KasliteError
+from kaslite.plugins import BLUEPRINT, CONTROLLER, DATASET, PluginManager, get_plugin_manager
 
 if TYPE_CHECKING:
     from kaslite.sweep.spec import Knob
@@ -33,14 +38,14 @@ def _type(option: click.Option) -> type:
     return {click.INT: int, click.FLOAT: float}.get(option.type, str)
 
 
-def sweep_knobs(options: list[click.Option]) -> dict[str, "Knob"]:
+def sweep_knobs(options: list[click.Parameter]) -> dict[str, "Knob"]:
     """Flat parameter names a sweep file may use: each config option's flag spellings, without dashes."""
     from kaslite.sweep.spec import Knob
 
     knobs: dict[str, Knob] = {}
     for option in options:
         path = dest_path(option.name or "")
-        if path is None:
+        if path is None or not isinstance(option, click.Option):
             continue
         for flag in option.opts:
             knobs.setdefault(flag.lstrip("-").replace("-", "_"), Knob(path, _type(option)))
@@ -48,16 +53,51 @@ def sweep_knobs(options: list[click.Option]) -> dict[str, "Knob"]:
     return knobs
 
 
+# Sweep-file prefix -> where a plugin's parameters go in the config.
+PLUGIN_PARAMETERS = {
+    "dataset_param": (DATASET, ("data", "params")),
+    "controller_param": (CONTROLLER, ("controller", "options")),
+    "blueprint_param": (BLUEPRINT, ("model", "blueprint_options")),
+}
+
+
+def plugin_knobs(manager: PluginManager) -> dict[str, "Knob"]:
+    """``controller_param.window`` and the like: every declared parameter of an installed plugin.
+
+    A parameter two plugins declare with different types is read as text and
+    checked, like every value, when its trial's config is built.
+    """
+    from kaslite.sweep.spec import Knob
+
+    types: dict[str, set[type]] = {}
+    paths: dict[str, tuple[str, ...]] = {}
+    for prefix, (kind, path) in PLUGIN_PARAMETERS.items():
+        for spec in manager.registrations(kind).values():
+            declared = {field.name: field.type for field in attrs.fields(spec.params_type)} if spec.params_type else {}
+            for name, default in getattr(spec, "options", {}).items():  # a blueprint's options without a class
+                declared.setdefault(name, type(default))
+            for name, field_type in declared.items():
+                key = f"{prefix}.{name}"
+                types.setdefault(key, set()).add(field_type if field_type in (bool, int, float) else str)
+                paths[key] = (*path, name)
+    return {key: Knob(paths[key], next(iter(kinds)) if len(kinds) == 1 else str) for key, kinds in types.items()}
+
+
+def all_knobs(manager: PluginManager) -> dict[str, "Knob"]:
+    """Every parameter name a sweep file may use with the plugins of ``manager`` installed."""
+    return {**sweep_knobs([*config_options()[0], *plugin_flag_options(manager)]), **plugin_knobs(manager)}
+
+
 def _trial_trackers(tracker: tuple[str, ...], no_tracker: tuple[str, ...]) -> list[str]:
-    from kaslite.train.runner import tracker_names
+    from kaslite.resolve import tracker_names
 
     names = tracker_names(tracker or None, no_tracker)
     # The sweep's own progress display takes the console's place unless the console is asked for by name.
-    return names if tracker else [name for name in names if name != "console"]
+    return names if "console" in tracker else [name for name in names if name != "console"]
 
 
 def make_sweep_command() -> click.Command:
-    fields, flags = field_options()
+    fields, flags = config_options()
 
     def callback(
         configs: tuple[Path, ...],
@@ -79,15 +119,15 @@ def make_sweep_command() -> click.Command:
         no_tracker: tuple[str, ...],
         **given: Any,
     ) -> None:
+        from kaslite.resolve import tracker_options
         from kaslite.sweep.launch import SweepPlan, run_sweep
         from kaslite.sweep.spec import SweepDefaults, load_spec, sweep_files
         from kaslite.sweep.storage import check_workers, require_optuna
-        from kaslite.train.runner import tracker_options
 
         try:
             # Everything a user can get wrong is checked here, before the first trial of the first sweep.
             defaults = SweepDefaults(method, trials, metric, direction, pruning, sampler_seed)
-            knobs = sweep_knobs(fields)
+            knobs = all_knobs(get_plugin_manager())
             specs = [load_spec(path, knobs, defaults) for path in sweep_files(list(configs))]
             require_optuna()
             layers = experiment_layers(config_file, given)
@@ -116,9 +156,10 @@ def make_sweep_command() -> click.Command:
         if every_trial_failed:
             raise KasliteError(f"every trial failed in sweep {', '.join(every_trial_failed)}")
 
-    return click.Command(
+    return PluginFlagsCommand(
         "sweep",
         callback=callback,
+        plugin_options=plugin_flag_options,
         help=(
             "Run a grid or Bayesian sweep from CONFIG files (or directories of .yaml files). "
             "Options are kaslite run's; each file overrides them. Results go to OUTPUT_DIR "

@@ -1,7 +1,9 @@
 """Read a sweep file: which run parameters are fixed, which are swept, and how.
 
 A sweep file is a flat mapping of ``kaslite run`` parameters by their flag
-names without dashes (``num_layers``, ``lr``, ``problem_type``, ``n_samples``).
+names without dashes (``num_layers``, ``lr``, ``problem_type``, ``n_samples``);
+a plugin's own parameters are ``dataset_param.NAME``, ``controller_param.NAME``
+and ``blueprint_param.NAME`` (``controller_param.patience: [2, 4]``).
 A value is one value, a YAML list, or a comma-separated string
 (``lr: "0.001,0.003"``, ``shadow_lr: 1e-4,5e-4``); more than one value sweeps
 the parameter. A few reserved keys describe the sweep itself::
@@ -195,9 +197,14 @@ def _range(source: str, name: str, raw: Mapping[str, Any], knob: Knob) -> Range:
 def _knob(source: str, key: Any, knobs: Mapping[str, Knob]) -> tuple[str, Knob]:
     name = str(key).replace("-", "_")
     if name not in knobs:
-        close = difflib.get_close_matches(name, list(knobs), n=1)
+        # A plugin's parameter named without its prefix (window -> controller_param.window) is the likely slip.
+        close = [knob for knob in knobs if knob.endswith(f".{name}")] or difflib.get_close_matches(name, list(knobs), 1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise _problem(source, f"unknown parameter {name!r}{hint}; parameters are kaslite run's flag names")
+        raise _problem(
+            source,
+            f"unknown parameter {name!r}{hint}; parameters are kaslite run's flag names, and a plugin's "
+            "are dataset_param.NAME, controller_param.NAME, blueprint_param.NAME",
+        )
     return name, knobs[name]
 
 

@@ -179,12 +179,17 @@ def _settled_slots(trials: list["FrozenTrial"]) -> set[int]:
 def train_trial(trial: "optuna.Trial", job: WorkerJob) -> Outcome:
     """Build the trial's config and train it with the run's trackers plus the sweep's watch."""
     from kaslite.config import build_config
+    from kaslite.plugins import TRACKER, get_plugin_manager
+    from kaslite.resolve import RUN_FILES_TRACKER
     from kaslite.sweep.watch import TrialStopped, TrialWatch, watching
     from kaslite.train.runner import fresh_run_dir, run_experiment
 
     spec = job.spec
     slot = int(trial.user_attrs[SLOT])
     watch = TrialWatch(trial if spec.pruning != "none" else None, spec.metric)
+    # job.trackers is the whole set already: keep the run-files tracker out if the sweep left it out.
+    installed = get_plugin_manager().registrations(TRACKER)
+    without = [RUN_FILES_TRACKER] if RUN_FILES_TRACKER in installed and RUN_FILES_TRACKER not in job.trackers else []
     try:
         params = suggest(trial, spec)
         slug = fresh_run_dir(job.output_dir, run_slug(slot, params)).name  # a retry here gets its own dir
@@ -196,6 +201,7 @@ def train_trial(trial: "optuna.Trial", job: WorkerJob) -> Outcome:
                 job.output_dir,
                 slug,
                 trackers=[*job.trackers, watch_name],
+                without=without,
                 quiet=True,
                 tracker_settings=job.tracker_settings,
                 labels={"sweep_id": job.sweep_id, "trial": str(slot + 1)},

@@ -4,18 +4,40 @@
 objects registered; ``fake_distribution(...)`` writes an installed-looking
 distribution (a ``.dist-info`` with entry points, plus its modules) into a
 folder, so putting that folder on ``sys.path`` (or ``PYTHONPATH`` for a
-subprocess) exercises real entry-point loading.
+subprocess) exercises real entry-point loading; ``invoke(*args)`` runs the
+``kaslite`` command line in this process. ``observation`` and ``seed_view``
+build what a growth policy's ``decide`` receives; ``scripted_run`` and
+``drive_tracker`` put a tracker through a whole run's events without training.
 """
 
 from collections.abc import Mapping
 from pathlib import Path
 from textwrap import dedent
+from typing import TYPE_CHECKING
 
 import attrs
 
 from kaslite.hookspecs import DataArrays, DatasetSpec, hookimpl
 from kaslite.plugins import PluginManager
+from kaslite.testing.policies import observation, seed_view
+from kaslite.testing.trackers import ScriptedRun, drive_tracker, scripted_run
 from kaslite.validation import integer_at_least, non_negative
+
+if TYPE_CHECKING:
+    from click.testing import Result
+
+__all__ = [
+    "ScriptedRun",
+    "TinyDatasets",
+    "drive_tracker",
+    "fake_distribution",
+    "invoke",
+    "observation",
+    "plugin_manager",
+    "scripted_run",
+    "seed_view",
+    "tiny_datasets",
+]
 
 
 def plugin_manager(*plugins: object, builtins: bool = False) -> PluginManager:
@@ -51,6 +73,20 @@ def fake_distribution(
     for module, source in (modules or {}).items():
         (root / f"{module}.py").write_text(dedent(source))
     return root
+
+
+def invoke(*args: str, env: Mapping[str, str] | None = None) -> "Result":
+    """Run ``kaslite ARGS`` in this process (click's ``CliRunner``); the result has exit_code, stdout, stderr.
+
+    The process-wide plugin manager is used as it stands, so plugins registered
+    in the test (``kaslite_register``) are seen. Exceptions other than the
+    command's own exit propagate, so a bug shows its traceback.
+    """
+    from click.testing import CliRunner
+
+    from kaslite.cli.main import cli
+
+    return CliRunner(env=dict(env or {})).invoke(cli, list(args), prog_name="kaslite", catch_exceptions=False)
 
 
 @attrs.frozen

@@ -1,4 +1,12 @@
-"""Training: the growth driver, the trainer, their events and trackers, and the experiment runner."""
+"""Training: the growth driver, the trainer, their events and trackers, and the experiment runner.
+
+The events and the :class:`Tracker` base class load without torch, so a
+tracker plugin may import them at the top of its module; the trainer and
+the growth driver, the trainer and the runner (torch) load on first use.
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from kaslite.train.events import (
     EpochRecord,
@@ -10,10 +18,30 @@ from kaslite.train.events import (
     RunWarning,
     SeedTransition,
 )
-from kaslite.train.grower import Grower, GrowthPolicyError, count_parameters, find_seeds
-from kaslite.train.runner import resume_experiment, run_experiment
 from kaslite.train.tracker import Tracker
-from kaslite.train.trainer import Trainer
+
+if TYPE_CHECKING:
+    from kaslite.train.grower import Grower, GrowthPolicyError, count_parameters, find_seeds
+    from kaslite.train.runner import resume_experiment, run_experiment
+    from kaslite.train.trainer import Trainer
+
+# Name -> module, imported when the name is first used (they import torch).
+_LAZY = {
+    "Grower": "kaslite.train.grower",
+    "GrowthPolicyError": "kaslite.train.grower",
+    "count_parameters": "kaslite.train.grower",
+    "find_seeds": "kaslite.train.grower",
+    "Trainer": "kaslite.train.trainer",
+    "resume_experiment": "kaslite.train.runner",
+    "run_experiment": "kaslite.train.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EpochRecord",

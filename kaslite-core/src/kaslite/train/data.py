@@ -10,7 +10,7 @@ import torch
 from kaslite.config import DataConfig
 from kaslite.errors import ConfigError, PluginError
 from kaslite.plugins import get_dataset
-from kaslite.structure import structure
+from kaslite.resolve import dataset_params
 
 
 @attrs.frozen
@@ -30,12 +30,6 @@ class SplitData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
-
-
-def dataset_params(config: DataConfig) -> Any:
-    """The dataset's validated parameter object (raises before any data is made)."""
-    spec = get_dataset(config.problem)
-    return structure(config.params, spec.params_type, path="data.params")
 
 
 def load_split(config: DataConfig, seed: int, device: torch.device) -> SplitData:

@@ -11,7 +11,25 @@ from kaslite.control.base import SeedView
 
 @attrs.frozen
 class RunContext:
-    """Given to tracker factories and ``on_run_start``: what the run is and where it writes."""
+    """Given to tracker factories and ``on_run_start``: what the run is and where it writes.
+
+    :param config: the run's whole configuration, plugin parameters resolved
+        (``config.yaml`` holds the same).
+    :param run_dir: the run's directory (``OUTPUT_DIR/RUN_NAME``).
+    :param run_name: the directory's name.
+    :param seed_ids: every seed of the network, ``seed{layer}_{j}``, in network order.
+    :param total_epochs: warm-up plus adaptation epochs.
+    :param warm_up_epochs: epochs of phase 1 (the trunk alone).
+    :param start_epoch: epochs already done: 0, or where a resumed run continues.
+    :param quiet: console output should be only the final summary line.
+    :param tracker_options: tracker name -> its validated ``options_type``
+        instance (see ``TrackerSpec``).
+    :param labels: free-form context, e.g. ``{"sweep_id": ..., "trial": "3"}``
+        for a sweep's trials.
+    :param history: ``history.csv`` rows written before a resume, so a file
+        tracker can rewrite them exactly.
+    :param events: ``events.jsonl`` entries written before a resume.
+    """
 
     config: ExperimentConfig
     run_dir: Path
@@ -19,24 +37,36 @@ class RunContext:
     seed_ids: tuple[str, ...]
     total_epochs: int
     warm_up_epochs: int
-    start_epoch: int = 0  # epochs already done (a resumed run)
-    quiet: bool = False  # console output: only the final summary line
-    # Tracker name -> its validated options_type instance (see TrackerSpec).
+    start_epoch: int = 0
+    quiet: bool = False
     tracker_options: dict[str, Any] = attrs.field(factory=dict)
-    # Free-form context for trackers, e.g. {"sweep_id": ..., "trial": "3"} for a sweep's trials.
     labels: dict[str, str] = attrs.field(factory=dict)
-    # Rows and events written before a resume, so file trackers can rewrite them exactly.
     history: tuple[dict[str, Any], ...] = ()
     events: tuple[dict[str, Any], ...] = ()
 
     @property
     def resumed(self) -> bool:
+        """Whether the run continues from a checkpoint."""
         return self.start_epoch > 0
 
 
 @attrs.frozen
 class EpochRecord:
-    """One finished epoch: losses, accuracy and every seed's state."""
+    """One finished epoch: losses, accuracy and every seed's state.
+
+    Sent for every epoch, warm-up (phase 1) included.
+
+    :param epoch: the epoch's number, from 1.
+    :param phase: 1 (warm-up: the trunk trains, seeds dormant) or 2 (adaptation).
+    :param train_loss: mean training loss over the epoch.
+    :param val_loss: validation loss after the epoch.
+    :param val_acc: validation accuracy after the epoch, in [0, 1].
+    :param best_acc: the best ``val_acc`` so far.
+    :param seeds: every seed's state after the epoch, as ``SeedView`` (see below).
+    :param controller: the controller's ``state_dict()`` after the epoch
+        (e.g. kasmina's plateau counter); it decides only in phase 2.
+    :param duration_s: wall time of the epoch's training, validation and decision.
+    """
 
     epoch: int
     phase: int
@@ -45,9 +75,8 @@ class EpochRecord:
     val_acc: float
     best_acc: float
     seeds: tuple[SeedView, ...]
-    # The controller's state_dict() after it decided on this epoch (e.g. kasmina's plateau counter).
     controller: dict[str, Any] = attrs.field(factory=dict)
-    duration_s: float = 0.0  # wall time of the epoch's training, validation and decision
+    duration_s: float = 0.0
 
     def row(self) -> dict[str, Any]:
         """A flat history.csv row: the metrics, then each seed's state and alpha."""
@@ -67,7 +96,12 @@ class EpochRecord:
 
 @attrs.frozen
 class PhaseChange:
-    """Training entered ``phase`` (2 = adaptation) at the start of ``epoch``."""
+    """Training entered ``phase`` (2 = adaptation) at the start of ``epoch``.
+
+    :param epoch: the first epoch of the new phase.
+    :param phase: the new phase (2).
+    :param previous: the phase before (1).
+    """
 
     epoch: int
     phase: int
@@ -76,8 +110,18 @@ class PhaseChange:
 
 @attrs.frozen
 class SeedTransition:
-    """A seed changed state; ``output_change`` is the largest absolute change of the
-    network's output on the probe batch across the transition (NaN without a probe batch)."""
+    """A seed changed state.
+
+    :param epoch: the epoch during (or right after) which it happened.
+    :param seed_id: which seed (``seed{layer}_{j}`` in kaslite's own network; a
+        module path in yours).
+    :param from_state: the state it left (a seed state name).
+    :param to_state: the state it entered.
+    :param alpha: the seed's blend weight after the transition.
+    :param output_change: the largest absolute change of the network's output
+        on the probe batch across the transition (0 for a smooth one; NaN when
+        the growth driver has no probe batch).
+    """
 
     epoch: int
     seed_id: str
@@ -89,7 +133,14 @@ class SeedTransition:
 
 @attrs.frozen
 class RunWarning:
-    """Something worth a look that does not stop the run (drift, a detached tracker)."""
+    """Something worth a look that does not stop the run (drift, a detached tracker).
+
+    :param epoch: the epoch it happened in (0 before the first).
+    :param kind: ``drift`` or ``tracker`` (a tracker failed and was detached).
+    :param message: one line for people.
+    :param seed_id: the seed concerned, for a drift warning.
+    :param value: the measured value, for a drift warning.
+    """
 
     epoch: int
     kind: str
@@ -100,7 +151,12 @@ class RunWarning:
 
 @attrs.frozen
 class ModelReady:
-    """The final model file is written."""
+    """The final model file is written.
+
+    :param path: the model file (``model.pt``), loadable with ``kaslite.models.load_model``.
+    :param metadata: what the file records about the run: run name, problem,
+        val_acc, best_acc, seeds_activated and the config.
+    """
 
     path: Path
     metadata: dict[str, Any]
@@ -108,13 +164,16 @@ class ModelReady:
 
 @attrs.frozen
 class RunFailed:
-    """The run stopped at ``epoch`` on an error (``interrupted``: the user stopped it, e.g. Ctrl-C).
+    """The run stopped before finishing; the last good epoch's checkpoint stays for ``--resume``.
 
-    The last good epoch's checkpoint stays in ``run_dir`` (when there is one) for ``--resume``.
+    :param epoch: the epoch that was under way.
+    :param error: one line: the exception's type and first line.
+    :param interrupted: true when the user stopped the run (Ctrl-C), not an error.
+    :param run_dir: where the run's files and checkpoint are, when it has a directory.
     """
 
     epoch: int
-    error: str  # one line: the exception's type and first line
+    error: str
     interrupted: bool = False
     run_dir: Path | None = None
 
@@ -127,7 +186,14 @@ class RunFailed:
 
 @attrs.frozen
 class RunSummary:
-    """The final metrics (also in ``metrics.json``) and where the run lives."""
+    """The final metrics (also in ``metrics.json``) and where the run lives.
+
+    :param run_dir: the run's directory.
+    :param run_name: its name.
+    :param metrics: best_acc, val_acc, val_loss, train_loss, phase1_best_acc,
+        accuracy_dip, recovery_time, seeds_activated, total_seeds,
+        params_trunk, params_total, epochs, warm_up_epochs, wall_time_s.
+    """
 
     run_dir: Path
     run_name: str

@@ -5,14 +5,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from kaslite.config import ExperimentConfig, load_yaml, save_yaml
 from kaslite.errors import ConfigError
-from kaslite.nn.blueprints import check_options
-from kaslite.plugins import CONTROLLER, TRACKER, get_blueprint, get_plugin_manager
+from kaslite.plugins import TRACKER, get_plugin_manager
+from kaslite.resolve import resolve_params, tracker_names, tracker_options
 from kaslite.structure import structure
-from kaslite.train.data import dataset_params
 from kaslite.train.events import RunContext, RunSummary
 from kaslite.train.tracker import Tracker
 from kaslite.train.trainer import CHECKPOINT, Trainer, resolve_device
@@ -39,38 +36,12 @@ def fresh_run_dir(output_dir: Path, run_name: str) -> Path:
     return candidate
 
 
-def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = ()) -> list[str]:
-    """``chosen`` if given, else every tracker that is on by default; minus ``without``."""
-    specs = get_plugin_manager().registrations(TRACKER)
-    names = list(chosen) if chosen is not None else [name for name, spec in specs.items() if spec.default]
-    for name in [*names, *without]:
-        get_plugin_manager().lookup(TRACKER, name)  # unknown names fail with the list
-    excluded = set(without)
-    return [name for name in dict.fromkeys(names) if name not in excluded]
-
-
 def validate(config: ExperimentConfig, trackers: Iterable[str] = ()) -> None:
     """Every name and value a run depends on, checked before any work starts."""
-    dataset_params(config.data)
-    get_plugin_manager().validate_params(CONTROLLER, config.controller.name, config.controller.options)
-    check_options(get_blueprint(config.model.blueprint), config.model.blueprint_options)
+    resolve_params(config)
     for name in trackers:
         get_plugin_manager().lookup(TRACKER, name)
     resolve_device(config.train.device)
-
-
-def tracker_options(names: Iterable[str], settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Each chosen tracker's validated options, built from the flat tracker flags given."""
-    specs = get_plugin_manager().registrations(TRACKER)
-    out: dict[str, Any] = {}
-    for name in names:
-        options_type = specs[name].options_type
-        if options_type is None:
-            continue
-        fields = {field.name for field in attrs.fields(options_type)}
-        given = {key: value for key, value in (settings or {}).items() if key in fields}
-        out[name] = structure(given, options_type, path=f"{name} tracker")
-    return out
 
 
 def make_trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
@@ -123,6 +94,7 @@ def run_experiment(
     """
     names = tracker_names(trackers, without)
     validate(config, names)
+    config = resolve_params(config)  # config.yaml records every parameter, defaults included
     options = tracker_options(names, tracker_settings)
     run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -19,25 +19,33 @@ logger = logging.getLogger("kaslite.train")
 
 
 class Tracker:
-    """Receives a run's events. Every method is a no-op: override the ones you need."""
+    """Receives a run's events. Every method is a no-op: override the ones you need.
+
+    A tracker that raises is reported and detached; the run goes on without it.
+    """
 
     def on_run_start(self, run: RunContext) -> None:
-        """The run starts (or resumes: ``run.resumed``)."""
+        """The run starts (or resumes: ``run.resumed``); called once, before any other event."""
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        """An epoch finished."""
+        """An epoch finished (every epoch, warm-up included)."""
 
     def on_phase_change(self, event: PhaseChange) -> None:
-        """Training moved to another phase."""
+        """Training moved to another phase; sent before the new phase's first ``on_epoch_end``."""
 
     def on_seed_transition(self, event: SeedTransition) -> None:
-        """A seed changed state."""
+        """A seed changed state.
+
+        A seed becomes active during an epoch's training and starts blending
+        at its end, before the epoch's ``on_epoch_end``; a germination or cull
+        the controller decides on follows the epoch's ``on_epoch_end``.
+        """
 
     def on_warning(self, event: RunWarning) -> None:
         """Something worth a look happened."""
 
     def on_model_ready(self, event: ModelReady) -> None:
-        """The final model file is written."""
+        """The final model file is written; sent after the last epoch, before ``on_run_end``."""
 
     def on_run_end(self, summary: RunSummary) -> None:
         """The run finished; ``summary.metrics`` are the final metrics."""
