@@ -10,7 +10,7 @@ import pytest
 from kaslite.plugins import TRACKER, get_plugin_manager
 from kaslite.sweep.grid import grid_points, run_slug
 from kaslite.sweep.spec import Knob, parse_spec
-from kaslite.sweep.study import ATTEMPT, ERROR, HEARTBEAT, METRICS, RUN_SLUG, SLOT, open_study
+from kaslite.sweep.study import ERROR, HEARTBEAT, METRICS, RUN_SLUG, SLOT, attempt, open_study
 from kaslite.sweep.summary import best_row, closing_line, slot_rows
 
 try:
@@ -78,10 +78,10 @@ def test_a_dead_workers_trial_is_queued_again_exactly_once(tmp_path):
     lost = study.trials[trial.number]
     # Two workers notice the same stale trial: only the one whose state change lands queues a retry.
     other = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "study.journal")))
-    assert give_back(study, lost, spec, max_attempts=3) is True
-    assert give_back(other, lost, spec, max_attempts=3) is False
+    assert give_back(study, lost, max_attempts=3) is True
+    assert give_back(other, lost, max_attempts=3) is False
     waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert [(t.user_attrs[SLOT], t.user_attrs[ATTEMPT]) for t in waiting] == [(1, 1), (2, 1), (3, 1), (0, 2)]
+    assert [(t.user_attrs[SLOT], attempt(t)) for t in waiting] == [(1, 1), (2, 1), (3, 1), (0, 2)]
     assert waiting[-1].system_attrs["fixed_params"] == grid_points(spec)[0]
     assert slot_rows(study.trials, spec)[0].status == "pending"
 
@@ -90,12 +90,12 @@ def test_a_slot_whose_worker_keeps_dying_fails_after_max_attempts(tmp_path):
     spec = parse_spec({"lr": [0.01, 0.02]}, KNOBS, "two.yaml")
     study, _ = journal_study(tmp_path, spec)
     first = study.ask()
-    assert give_back(study, study.trials[first.number], spec, max_attempts=3)
+    assert give_back(study, study.trials[first.number], max_attempts=3)
     study.tell(study.ask(), 0.5)  # slot 1 completes; the retry of slot 0 queued behind it
-    for attempt in (2, 3):
-        retry = study.ask()
-        assert (retry.user_attrs[SLOT], retry.user_attrs[ATTEMPT]) == (0, attempt)
-        assert give_back(study, study.trials[retry.number], spec, max_attempts=3)
+    for number in (2, 3):
+        retry = study.trials[study.ask().number]
+        assert (retry.user_attrs[SLOT], attempt(retry)) == (0, number)
+        assert give_back(study, retry, max_attempts=3)
     rows = slot_rows(study.trials, spec, max_attempts=3)
     assert (rows[0].status, rows[0].error) == ("failed", "its worker stopped 3 times before the trial finished")
     assert rows[1].status == "completed"

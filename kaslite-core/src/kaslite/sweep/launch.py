@@ -96,7 +96,13 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan) -> SweepResult:
     target = plan.storage if plan.storage is not None else str(planned / JOURNAL)
     mark = fingerprint(spec, plan.base_layers)
     study, info = open_study(
-        open_storage(target), name, spec, mark, f"{name}-{plan.stamp}", str(planned), redact(target)
+        open_storage(target, plan.heartbeat_s, plan.grace_s),
+        name,
+        spec,
+        mark,
+        f"{name}-{plan.stamp}",
+        str(planned),
+        redact(target),
     )
     # A worker joining without --output-dir writes beside the first one's files when it shares the machine.
     sweep_dir = planned if info.created or plan.output_dir is not None else Path(info.folder)
