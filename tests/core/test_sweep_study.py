@@ -1,12 +1,15 @@
 """The sweep's study: queued slots, retries of dead workers, stale heartbeats, rows, pruning, in one process."""
 
 import importlib
+import json
 import math
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 
+import kaslite
 from kaslite.plugins import TRACKER, get_plugin_manager
 from kaslite.sweep.grid import grid_points, run_slug
 from kaslite.sweep.spec import Knob, parse_spec
@@ -239,3 +242,43 @@ def test_an_in_process_worker_runs_every_slot_and_records_metrics(tiny_data, tmp
         assert f'"val_acc": {row.metrics["val_acc"]}' in metrics
         assert math.isfinite(row.metrics["best_acc"])
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [rows[0].run_slug, rows[2].run_slug]
+
+
+class SweepEnds:
+    """A plugin that records every kaslite_sweep_end it hears."""
+
+    def __init__(self) -> None:
+        self.ends = []
+
+    @kaslite.hookimpl
+    def kaslite_sweep_end(self, sweep):
+        self.ends.append(sweep)
+
+
+class BrokenEnd:
+    @kaslite.hookimpl
+    def kaslite_sweep_end(self, sweep):
+        raise RuntimeError("no dashboard today")
+
+
+def test_every_plugin_hears_how_the_sweep_ended(tiny_data, tmp_path, capsys):
+    from kaslite.sweep.launch import SweepPlan, run_sweep
+
+    heard = SweepEnds()
+    get_plugin_manager().register(BrokenEnd(), name="broken-end")
+    get_plugin_manager().register(heard, name="sweep-ends")
+    plan = SweepPlan(base_layers=(TINY,), trackers=("json",), quiet=True, live=False)
+    for name, values, status in [("mixed", [0.01, 1e30], "finished"), ("diverged", [1e30, 1e31], "failed")]:
+        spec = parse_spec({"lr": values}, KNOBS, f"{name}.yaml")
+        result = run_sweep(spec, attrs.evolve(plan, output_dir=tmp_path / name))
+        end = heard.ends[-1]
+        assert (end.status, end.study, end.sweep_dir, end.trackers) == (status, name, str(result.sweep_dir), ("json",))
+        assert end.slots == ({"completed": 1, "failed": 1} if status == "finished" else {"failed": 2})
+        assert end.sweep_id == json.loads((result.sweep_dir / "sweep_summary.json").read_text())["sweep_id"]
+    # One plugin failing is named; the others still hear the end.
+    lines = [line for line in capsys.readouterr().err.splitlines() if "kaslite_sweep_end" in line]
+    assert (
+        lines
+        == ["kaslite sweep: plugin 'broken-end' failed in kaslite_sweep_end: RuntimeError: no dashboard today"] * 2
+    )
+    assert len(heard.ends) == 2
