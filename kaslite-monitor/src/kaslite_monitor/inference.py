@@ -108,12 +108,22 @@ class InferenceMetrics(ServerListener):
         )
         for result in ("success", "failure"):
             self.reloads.labels(result)
-        for outcome in OUTCOMES:
-            self.predictions.labels(outcome)
         for cause in LOAD_CAUSES:
             self.load_duration.labels(cause)
+        # Labelled children looked up once: .labels() takes a lock and a dict lookup on every request.
+        self.outcomes = {outcome: self.predictions.labels(outcome) for outcome in OUTCOMES}
+        self._request_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.loaded.set(0)
         self.served: tuple[str, str] | None = None  # (model_name, model_version) of the info series set to 1
+
+    def request(self, endpoint: str, method: str, status: str, seconds: float) -> None:
+        """Count one HTTP request and its duration."""
+        key = (endpoint, method, status)
+        series = self._request_series.get(key)
+        if series is None:  # label values are bounded: route templates, methods, statuses
+            series = self._request_series[key] = (self.requests.labels(*key), self.request_duration.labels(endpoint))
+        series[0].inc()
+        series[1].observe(seconds)
 
     # -- the server's events -------------------------------------------------------
 
@@ -127,7 +137,7 @@ class InferenceMetrics(ServerListener):
             self._serve((event.model_name, event.version))
 
     def on_prediction(self, event: PredictionEvent) -> None:
-        self.predictions.labels(event.outcome).inc()
+        self.outcomes[event.outcome].inc()
         if event.outcome == "ok":
             self.prediction_rows.observe(event.rows)
             self.prediction_duration.observe(event.seconds)
@@ -227,11 +237,9 @@ class RequestMetrics:
             self._count(scope, status, started)
 
     def _count(self, scope: Scope, status: int, started: float) -> None:
-        endpoint = endpoint_of(scope)
         method = str(scope.get("method", "")).upper()
-        m = self.metrics
-        m.requests.labels(endpoint, method if method in METHODS else "other", str(status)).inc()
-        m.request_duration.labels(endpoint).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.request(endpoint_of(scope), method if method in METHODS else "other", str(status), seconds)
 
 
 def instrument(app: Any, events: ServerEvents) -> InferenceMetrics:

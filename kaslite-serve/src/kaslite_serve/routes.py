@@ -10,8 +10,6 @@ straight into a float32 array is several times cheaper than validating
 import hmac
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import orjson
@@ -75,14 +73,6 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
-class Tally:
-    """What one prediction request comes to, filled in as it goes."""
-
-    rows = 0
-    model_version: str | None = None
-    seconds = 0.0
-
-
 OUTCOMES: tuple[tuple[type[Exception], Outcome], ...] = (
     (InputError, "bad_input"),
     (UnknownVersion, "not_found"),
@@ -91,20 +81,27 @@ OUTCOMES: tuple[tuple[type[Exception], Outcome], ...] = (
 )
 
 
-@contextmanager
-def prediction(holder: ModelHolder, endpoint: str) -> Iterator[Tally]:
-    """Announce the request's :class:`~kaslite.serving.PredictionEvent` when it ends, however it ends."""
-    tally = Tally()
-    outcome: Outcome = "error"
-    try:
-        yield tally
-        outcome = "ok"
-    except Exception as exc:
-        outcome = next((name for kind, name in OUTCOMES if isinstance(exc, kind)), "error")
-        raise
-    finally:
-        seconds = tally.seconds if outcome == "ok" else 0.0
-        holder.events.prediction(PredictionEvent(endpoint, outcome, tally.rows, tally.model_version, seconds))
+class Prediction:
+    """One prediction request, tallied as it goes; its :class:`~kaslite.serving.PredictionEvent` is announced
+    when the ``with`` block ends, however it ends."""
+
+    def __init__(self, holder: ModelHolder, endpoint: str) -> None:
+        self.events = holder.events
+        self.endpoint = endpoint
+        self.rows = 0
+        self.model_version: str | None = None
+        self.seconds = 0.0
+
+    def __enter__(self) -> "Prediction":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        if exc is None:
+            outcome: Outcome = "ok"
+        else:
+            outcome = next((name for error, name in OUTCOMES if isinstance(exc, error)), "error")
+        seconds = self.seconds if outcome == "ok" else 0.0
+        self.events.prediction(PredictionEvent(self.endpoint, outcome, self.rows, self.model_version, seconds))
 
 
 async def model_for(holder: ModelHolder, version: str | None) -> ServedModel:
@@ -113,19 +110,18 @@ async def model_for(holder: ModelHolder, version: str | None) -> ServedModel:
     return at_hand if at_hand is not None else await run_in_threadpool(holder.model, version)
 
 
-def run_model(model: ServedModel, batch: Any, tally: Tally) -> tuple[Any, Any]:
-    """(predictions, probabilities) as numpy arrays; the compute time goes to ``tally``."""
+def run_model(model: ServedModel, batch: Any, facts: Prediction) -> tuple[Any, Any]:
+    """(predictions, probabilities) as numpy arrays; the compute time goes to ``facts``."""
     started = time.perf_counter()
-    predictions, probabilities = model.predict(batch)
-    tally.seconds = time.perf_counter() - started
-    # float64: the JSON carries each probability exactly as a float, as it always has.
-    return predictions.numpy(), probabilities.double().numpy()
+    answer = model.predict(batch)
+    facts.seconds = time.perf_counter() - started
+    return answer
 
 
-async def predicted(model: ServedModel, batch: Any, tally: Tally) -> tuple[Any, Any]:
+async def predicted(model: ServedModel, batch: Any, facts: Prediction) -> tuple[Any, Any]:
     if len(batch) <= INLINE_ROWS:
-        return run_model(model, batch, tally)
-    return await run_in_threadpool(run_model, model, batch, tally)
+        return run_model(model, batch, facts)
+    return await run_in_threadpool(run_model, model, batch, facts)
 
 
 router = APIRouter()
@@ -140,19 +136,19 @@ PREDICT_BODY = {"content": {"application/json": {"schema": PredictRequest.model_
 )
 async def predict(request: Request, holder: Holder, settings: Settings) -> Response:
     """Class predictions and probabilities for each row of ``data``."""
-    with prediction(holder, "/predict") as tally:
+    with Prediction(holder, "/predict") as facts:
         body = read_predict_body(await request.body())
-        tally.rows, tally.model_version = len(body.rows), body.model_version
+        facts.rows, facts.model_version = len(body.rows), body.model_version
         model = await model_for(holder, body.model_version)
-        tally.model_version = model.version
+        facts.model_version = model.version
         batch = predict_batch(body, model.input_dim, settings.max_batch_rows)
-        predictions, probabilities = await predicted(model, batch, tally)
+        predictions, probabilities = await predicted(model, batch, facts)
     return json_response(
         {
             "predictions": predictions,
             "probabilities": probabilities,
             "model_version": model.version,
-            "inference_time_ms": tally.seconds * 1000.0,
+            "inference_time_ms": facts.seconds * 1000.0,
         }
     )
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kaslite_serve.errors import InputError, UnknownModel
 from kaslite_serve.holder import ModelHolder, ServedModel
-from kaslite_serve.routes import Holder, Settings, json_response, model_for, predicted, prediction
+from kaslite_serve.routes import Holder, Prediction, Settings, json_response, model_for, predicted
 from kaslite_serve.schemas import (
     V2Error,
     V2InferRequest,
@@ -68,22 +68,22 @@ def model_ready(holder: ModelHolder, name: str, version: str | None) -> JSONResp
 async def infer(
     holder: ModelHolder, settings: ServerSettings, endpoint: str, name: str, version: str | None, body: V2InferRequest
 ) -> Response:
-    with prediction(holder, "/v2" + endpoint) as tally:
-        tally.model_version = version
+    with Prediction(holder, "/v2" + endpoint) as facts:
+        facts.model_version = version
         check_name(holder, name)
         model: ServedModel = await model_for(holder, version)
-        tally.model_version = model.version
+        facts.model_version = model.version
         if len(body.inputs) != 1:
             raise InputError(f"the model takes exactly one input tensor; the request has {len(body.inputs)}")
         tensor = body.inputs[0]
         rows = v2_rows(tensor, model.input_dim, settings.max_batch_rows)
-        tally.rows = len(rows)
+        facts.rows = len(rows)
         batch = rows_to_batch(rows, model.input_dim, settings.max_batch_rows, field=f"input {tensor.name!r}")
         wanted = [output.name for output in body.outputs] if body.outputs else list(OUTPUTS)
         unknown = [output for output in wanted if output not in OUTPUTS]
         if unknown:
             raise InputError(f"unknown output {unknown[0]!r}; the model has {', '.join(OUTPUTS)}")
-        predictions, probabilities = await predicted(model, batch, tally)
+        predictions, probabilities = await predicted(model, batch, facts)
     tensors = {
         "probabilities": {
             "name": "probabilities",
