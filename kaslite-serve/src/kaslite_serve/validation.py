@@ -89,7 +89,9 @@ def _plain(body: bytes) -> PredictBody | None:
     try:
         if not set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
             return None
-        batch = np.array(rows, dtype=np.float32)  # ragged rows raise, and take the slow road
+        # Ragged rows raise, and take the slow road; numbers beyond float32 become inf, found by position later.
+        with np.errstate(over="ignore"):
+            batch = np.array(rows, dtype=np.float32)
     except (TypeError, ValueError):
         return None
     return PredictBody(rows, version, batch) if batch.ndim == 2 else None
