@@ -100,8 +100,7 @@ class ModelHolder:
     ) -> None:
         self.uri = uri
         self.target = parse_model_uri(uri)
-        self.scheme = self.target.scheme
-        self.source = get_model_source(self.scheme)  # an unknown scheme fails here, listing the installed ones
+        self.source = get_model_source(self.target.scheme)  # an unknown scheme fails here, listing the installed ones
         self.events = events if events is not None else ServerEvents()
         self.current: ServedModel | None = None
         self._name = name

@@ -96,12 +96,11 @@ class Heartbeat:
     def _beat(self) -> None:
         from optuna.exceptions import UpdateFinishedTrialError
 
-        record = self._recorder()
         count = 0
         while True:
             count += 1
             try:
-                record(count)
+                self._record(count)
             except UpdateFinishedTrialError:
                 return  # another worker gave up on this trial; nothing left to keep alive
             except Exception:  # a storage hiccup: the next beat tries again, and the grace period allows for it
@@ -118,6 +117,7 @@ class Heartbeat:
         return lambda count: storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
 
     def __enter__(self) -> "Heartbeat":
+        self._record = self._recorder()  # here, so a storage that cannot say the trial's id fails the trial at once
         self._thread.start()
         return self
 
