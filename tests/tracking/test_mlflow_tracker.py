@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -323,3 +324,30 @@ def test_an_unreachable_tracking_uri_costs_one_warning(env, tmp_path):
     ]  # fmt: skip
     assert not (tmp_path / "mlflow.db").exists()
     assert elapsed < 60  # no minutes of HTTP retries
+
+
+def test_the_fluent_tracking_uri_is_put_back_as_it_was(monkeypatch, tmp_path):
+    """Logging the model points MLflow's process-wide URI at the run's store, and leaves it as it found it."""
+    import mlflow
+
+    from kaslite_tracking.store import TRACKING_URI_ENV, fluent_tracking_uri
+
+    store = f"sqlite:///{tmp_path / 'run.db'}"
+    monkeypatch.delenv(TRACKING_URI_ENV, raising=False)
+    with fluent_tracking_uri(store):
+        assert mlflow.get_tracking_uri() == store
+    assert not mlflow.is_tracking_uri_set() and TRACKING_URI_ENV not in os.environ  # nothing was set
+
+    monkeypatch.setenv(TRACKING_URI_ENV, "sqlite:///from-env.db")
+    with fluent_tracking_uri(store):
+        assert mlflow.get_tracking_uri() == store
+    monkeypatch.setenv(TRACKING_URI_ENV, "sqlite:///changed.db")  # still the environment's to decide
+    assert mlflow.get_tracking_uri() == "sqlite:///changed.db"
+
+    mlflow.set_tracking_uri("sqlite:///pinned.db")  # a user's own choice stays
+    try:
+        with fluent_tracking_uri(store):
+            assert mlflow.get_tracking_uri() == store
+        assert mlflow.get_tracking_uri() == "sqlite:///pinned.db"
+    finally:
+        mlflow.set_tracking_uri(None)
