@@ -18,12 +18,23 @@ from pathlib import Path
 
 import attrs
 
-from kaslite import hookspecs
+from kaslite import hookspecs, serving
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 DOC = DOCS / "plugins.md"
 REFERENCE = DOCS / "reference.md"
-RECORDS = ["DatasetSpec", "DataArrays", "BlueprintSpec", "ControllerSpec", "TrackerSpec", "ModelSourceSpec"]
+RECORDS = [
+    "DatasetSpec",
+    "DataArrays",
+    "BlueprintSpec",
+    "ControllerSpec",
+    "TrackerSpec",
+    "ModelSourceSpec",
+    "SweepEnd",
+]
+# The inference server's side of kaslite_server_app (kaslite.serving).
+SERVER_EVENTS = ["ModelEvent", "PredictionEvent"]
+SERVER_CLASSES = ["ServerListener", "ServerEvents"]
 HOOKS = [
     "kaslite_datasets",
     "kaslite_seed_blueprints",
@@ -32,6 +43,7 @@ HOOKS = [
     "kaslite_model_sources",
     "kaslite_commands",
     "kaslite_server_app",
+    "kaslite_sweep_end",
 ]
 
 
@@ -90,6 +102,20 @@ def render() -> str:
         cls = getattr(hookspecs, name)
         fields = ", ".join(field.name for field in attrs.fields(cls))
         parts += ["", f"### `{name}({fields})`", "", rst_to_markdown(inspect.getdoc(cls) or "")]
+    parts += ["", "## The inference server's events (`kaslite.serving`)", ""]
+    parts.append(rst_to_markdown(inspect.getdoc(serving) or ""))
+    for name in SERVER_EVENTS:
+        cls = getattr(serving, name)
+        fields = ", ".join(field.name for field in attrs.fields(cls))
+        parts += ["", f"### `{name}({fields})`", "", rst_to_markdown(inspect.getdoc(cls) or "")]
+    for name in SERVER_CLASSES:
+        cls = getattr(serving, name)
+        methods = [
+            f"- `{method}`: {rst_to_markdown(inspect.getdoc(getattr(cls, method)) or '')}"
+            for method in vars(cls)
+            if not method.startswith("_")
+        ]
+        parts += ["", f"### `{name}`", "", rst_to_markdown(inspect.getdoc(cls) or ""), "", *methods]
     return "\n".join(parts) + "\n"
 
 

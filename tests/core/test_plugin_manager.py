@@ -142,6 +142,8 @@ def test_get_plugin_manager_is_cached_and_resettable():
 
 
 def test_kaslite_server_app_receives_app_and_settings():
+    from kaslite.serving import ServerEvents
+
     seen = []
 
     class Extension:
@@ -155,7 +157,7 @@ def test_kaslite_server_app_receives_app_and_settings():
             self.routes = []
 
     app, settings = App(), {"token": None}
-    plugin_manager(Extension()).hook.kaslite_server_app(app=app, settings=settings)
+    plugin_manager(Extension()).hook.kaslite_server_app(app=app, settings=settings, events=ServerEvents())
     assert seen == [(app, settings)] and app.routes == ["/extra"]
 
 

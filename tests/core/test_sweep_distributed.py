@@ -29,6 +29,8 @@ except ImportError:  # CI installs kaslite-core[sweep]; there a missing Optuna i
 
 from optuna.trial import TrialState  # noqa: E402
 
+from kaslite.sweep.study import attempt  # noqa: E402
+
 TINY = [
     "--problem", "xor", "--n-samples", "128", "--hidden-dim", "4", "--blueprint-hidden", "8",
     "--warm-up-epochs", "2", "--adaptation-epochs", "3", "--controller", "periodic", "--period", "1",
@@ -150,12 +152,20 @@ def test_two_workers_share_a_postgresql_study(env, tmp_path, postgres_url):
     assert_two_workers_shared_the_grid(env, tmp_path, postgres_url, f"grid6-{os.getpid()}-{time.time_ns()}")
 
 
-def test_a_trial_whose_worker_died_is_run_again(env, tmp_path):
+@pytest.mark.parametrize(
+    ("storage", "beat"),
+    [
+        ("shared.journal", ["--heartbeat", "0.2", "--grace", "1.5"]),  # kaslite's heartbeat: journals have none
+        ("sqlite:///{tmp}/shared.db", ["--heartbeat", "1", "--grace", "2"]),  # Optuna's (whole seconds)
+    ],
+    ids=["journal", "database"],
+)
+def test_a_trial_whose_worker_died_is_run_again(env, tmp_path, storage, beat):
     grid = tmp_path / "pair.yaml"
     grid.write_text("lr: [0.01, 0.03]\n")
-    journal = str(tmp_path / "shared.journal")
+    journal = storage.format(tmp=tmp_path) if "://" in storage else str(tmp_path / storage)
     slow = [*TINY, "--n-samples", "320", "--adaptation-epochs", "4"]
-    common = [str(grid), *slow, "--storage", journal, "--study", "pair", "--heartbeat", "0.2", "--grace", "1.5"]
+    common = [str(grid), *slow, "--storage", journal, "--study", "pair", *beat]
     doomed = start(env, *common, "--output-dir", str(tmp_path / "doomed"))
     deadline = time.monotonic() + 120
     history = None
@@ -172,7 +182,7 @@ def test_a_trial_whose_worker_died_is_run_again(env, tmp_path):
     closing = finish(rescue).strip().splitlines()[-1]
     assert "2 trials: 2 completed" in closing
     trials = sorted(slot_trials(journal, "pair"), key=lambda t: t.number)
-    attempts = [(t.user_attrs["kaslite.slot"], t.user_attrs["kaslite.attempt"], t.state) for t in trials]
+    attempts = [(t.user_attrs["kaslite.slot"], attempt(t), t.state) for t in trials]
     assert sorted(attempts) == [(0, 1, TrialState.FAIL), (0, 2, TrialState.COMPLETE), (1, 1, TrialState.COMPLETE)]
     assert "kaslite.error" not in trials[0].user_attrs  # lost, not failed: that is why it was retried
     rescued = run_dirs(tmp_path / "rescue")  # the killed trial ran again in full, under the same name

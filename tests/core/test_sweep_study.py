@@ -1,16 +1,19 @@
 """The sweep's study: queued slots, retries of dead workers, stale heartbeats, rows, pruning, in one process."""
 
 import importlib
+import json
 import math
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 
+import kaslite
 from kaslite.plugins import TRACKER, get_plugin_manager
 from kaslite.sweep.grid import grid_points, run_slug
 from kaslite.sweep.spec import Knob, parse_spec
-from kaslite.sweep.study import ATTEMPT, ERROR, HEARTBEAT, METRICS, RUN_SLUG, SLOT, open_study
+from kaslite.sweep.study import ERROR, HEARTBEAT, METRICS, RUN_SLUG, SLOT, attempt, open_study
 from kaslite.sweep.summary import best_row, closing_line, slot_rows
 
 try:
@@ -78,10 +81,10 @@ def test_a_dead_workers_trial_is_queued_again_exactly_once(tmp_path):
     lost = study.trials[trial.number]
     # Two workers notice the same stale trial: only the one whose state change lands queues a retry.
     other = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "study.journal")))
-    assert give_back(study, lost, spec, max_attempts=3) is True
-    assert give_back(other, lost, spec, max_attempts=3) is False
+    assert give_back(study, lost, max_attempts=3) is True
+    assert give_back(other, lost, max_attempts=3) is False
     waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert [(t.user_attrs[SLOT], t.user_attrs[ATTEMPT]) for t in waiting] == [(1, 1), (2, 1), (3, 1), (0, 2)]
+    assert [(t.user_attrs[SLOT], attempt(t)) for t in waiting] == [(1, 1), (2, 1), (3, 1), (0, 2)]
     assert waiting[-1].system_attrs["fixed_params"] == grid_points(spec)[0]
     assert slot_rows(study.trials, spec)[0].status == "pending"
 
@@ -90,12 +93,12 @@ def test_a_slot_whose_worker_keeps_dying_fails_after_max_attempts(tmp_path):
     spec = parse_spec({"lr": [0.01, 0.02]}, KNOBS, "two.yaml")
     study, _ = journal_study(tmp_path, spec)
     first = study.ask()
-    assert give_back(study, study.trials[first.number], spec, max_attempts=3)
+    assert give_back(study, study.trials[first.number], max_attempts=3)
     study.tell(study.ask(), 0.5)  # slot 1 completes; the retry of slot 0 queued behind it
-    for attempt in (2, 3):
-        retry = study.ask()
-        assert (retry.user_attrs[SLOT], retry.user_attrs[ATTEMPT]) == (0, attempt)
-        assert give_back(study, study.trials[retry.number], spec, max_attempts=3)
+    for number in (2, 3):
+        retry = study.trials[study.ask().number]
+        assert (retry.user_attrs[SLOT], attempt(retry)) == (0, number)
+        assert give_back(study, retry, max_attempts=3)
     rows = slot_rows(study.trials, spec, max_attempts=3)
     assert (rows[0].status, rows[0].error) == ("failed", "its worker stopped 3 times before the trial finished")
     assert rows[1].status == "completed"
@@ -239,3 +242,43 @@ def test_an_in_process_worker_runs_every_slot_and_records_metrics(tiny_data, tmp
         assert f'"val_acc": {row.metrics["val_acc"]}' in metrics
         assert math.isfinite(row.metrics["best_acc"])
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [rows[0].run_slug, rows[2].run_slug]
+
+
+class SweepEnds:
+    """A plugin that records every kaslite_sweep_end it hears."""
+
+    def __init__(self) -> None:
+        self.ends = []
+
+    @kaslite.hookimpl
+    def kaslite_sweep_end(self, sweep):
+        self.ends.append(sweep)
+
+
+class BrokenEnd:
+    @kaslite.hookimpl
+    def kaslite_sweep_end(self, sweep):
+        raise RuntimeError("no dashboard today")
+
+
+def test_every_plugin_hears_how_the_sweep_ended(tiny_data, tmp_path, capsys):
+    from kaslite.sweep.launch import SweepPlan, run_sweep
+
+    heard = SweepEnds()
+    get_plugin_manager().register(BrokenEnd(), name="broken-end")
+    get_plugin_manager().register(heard, name="sweep-ends")
+    plan = SweepPlan(base_layers=(TINY,), trackers=("json",), quiet=True, live=False)
+    for name, values, status in [("mixed", [0.01, 1e30], "finished"), ("diverged", [1e30, 1e31], "failed")]:
+        spec = parse_spec({"lr": values}, KNOBS, f"{name}.yaml")
+        result = run_sweep(spec, attrs.evolve(plan, output_dir=tmp_path / name))
+        end = heard.ends[-1]
+        assert (end.status, end.study, end.sweep_dir, end.trackers) == (status, name, str(result.sweep_dir), ("json",))
+        assert end.slots == ({"completed": 1, "failed": 1} if status == "finished" else {"failed": 2})
+        assert end.sweep_id == json.loads((result.sweep_dir / "sweep_summary.json").read_text())["sweep_id"]
+    # One plugin failing is named; the others still hear the end.
+    lines = [line for line in capsys.readouterr().err.splitlines() if "kaslite_sweep_end" in line]
+    assert (
+        lines
+        == ["kaslite sweep: plugin 'broken-end' failed in kaslite_sweep_end: RuntimeError: no dashboard today"] * 2
+    )
+    assert len(heard.ends) == 2

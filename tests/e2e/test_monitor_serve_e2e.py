@@ -7,8 +7,10 @@ Needs kaslite-core, kaslite-serve and kaslite-monitor installed (the nox ``e2e``
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -19,18 +21,6 @@ from kaslite.config import build_config
 from kaslite.testing import tiny_datasets
 from kaslite.train import run_experiment
 
-SERVE = """
-import socket, sys
-import uvicorn
-from kaslite_serve import ServerSettings, create_app
-
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-sock.bind(("127.0.0.1", 0))
-sock.listen(64)
-print(sock.getsockname()[1], flush=True)
-app = create_app(ServerSettings(model_uri=sys.argv[1]))
-uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
-"""
 NAME = re.compile(r"\b(kaslite_[a-z0-9_]+)\b")
 SELECTOR = re.compile(r"\b(kaslite_[a-z0-9_]+)\s*\{([^}]*)\}")
 MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
@@ -80,14 +70,24 @@ def test_the_real_server_reports_its_traffic_and_model(tmp_path):
     model = summary.run_dir / "model.pt"
 
     env = {k: v for k, v in os.environ.items() if k not in ("KASLITE_ADMIN_TOKEN", "PROMETHEUS_MULTIPROC_DIR")}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(model)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        command = [sys.executable, "-m", "kaslite", "serve", "--model", str(model), "--port", str(port)]
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        port = proc.stdout.readline().strip()
-        assert port.isdigit(), proc.stderr.read()
         url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # up, and its lifespan has loaded the model
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                if call(f"{url}/health/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
         status, health = call(f"{url}/health")
         assert status == 200 and health["model_loaded"] is True, health
         for _ in range(3):
@@ -118,9 +118,13 @@ def test_the_real_server_reports_its_traffic_and_model(tmp_path):
     v2 = {dict(labels)["endpoint"] for labels in got["kaslite_inference_requests_total"]}
     assert "/v2/models/{name}/infer" in v2
     assert value("kaslite_model_prediction_duration_seconds_count") == 3
+    assert value("kaslite_model_prediction_rows_sum") == 6
+    assert value("kaslite_model_predictions_total", outcome="ok") == 3
+    assert value("kaslite_model_predictions_total", outcome="bad_input") == 2  # the 422 and the /v2 400
     assert value("kaslite_model_reloads_total", result="success") == 1
     assert value("kaslite_model_reloads_total", result="failure") == 1
-    assert value("kaslite_model_load_duration_seconds_count") == 1
+    assert value("kaslite_model_load_duration_seconds_count", cause="start") == 1  # the first load is measured
+    assert value("kaslite_model_load_duration_seconds_count", cause="reload") == 1
     assert value("kaslite_model_loaded") == 1
     served = {dict(labels)["model_version"]: v for labels, v in got["kaslite_model_info"].items()}
     assert served == {health["model_version"]: 1}

@@ -1,4 +1,5 @@
-"""kaslite-monitor's tests: the plugin found through its entry point, the tiny ``xor`` dataset, promtool.
+"""kaslite-monitor's tests: the plugin found through its entry point, the tiny ``xor`` dataset, promtool,
+and the real inference server.
 
 nox installs kaslite-monitor into each session. In a development environment
 where it is not installed, its source folder and a stand-in ``.dist-info``
@@ -11,11 +12,8 @@ import atexit
 import importlib.metadata
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ from kaslite.testing import fake_distribution, tiny_datasets
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITOR_SRC = ROOT / "kaslite-monitor" / "src"
-FAKE_SERVER = Path(__file__).with_name("fake_server.py")
 
 
 def _monitor_path() -> list[str]:
@@ -88,36 +85,12 @@ def amtool() -> str:
     return path
 
 
-class FakeServer:
-    """``fake_server.py`` served by uvicorn in a subprocess."""
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory) -> Path:
+    """A saved model (run name ``xor-net``, version "1") the server tests serve."""
+    from .servers import save_model_file
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        command = [sys.executable, str(FAKE_SERVER), *args]
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        line = self.proc.stdout.readline()
-        assert line.strip().isdigit(), f"fake server did not start: {line!r} {self.proc.stderr.read()}"
-        self.url = f"http://127.0.0.1:{int(line)}"
-        self.pid = self.proc.pid
-        # Requests wait in the listen backlog until uvicorn has run the app's startup; then it answers.
-        with urllib.request.urlopen(f"{self.url}/health/live", timeout=30) as response:
-            assert response.status == 200 and response.read()
-
-    def kill(self) -> None:
-        """SIGKILL: the process gets no chance to clean anything up."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+    return save_model_file(tmp_path_factory.mktemp("model") / "model.pt")
 
 
 @pytest.fixture(scope="session")

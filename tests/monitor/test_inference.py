@@ -1,32 +1,36 @@
-"""Inference metrics through the ``kaslite_server_app`` hook: a FastAPI app in-process and over real HTTP."""
+"""Inference metrics on the real kaslite-serve app: in-process (its test client) and over HTTP (``kaslite serve``)."""
 
-import json
 import subprocess
 import sys
-import urllib.request
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from fastapi.testclient import TestClient
 
-from kaslite_monitor.inference import UNMATCHED, model_name_of
+import kaslite
+from kaslite.testing import fake_distribution
+from kaslite_monitor.inference import UNMATCHED
+from kaslite_serve import ServerSettings
+from kaslite_serve.testing import server_client
 
-from .conftest import FakeServer, subprocess_env
+from .conftest import subprocess_env
 from .exposition import parse, scrape, series, value
-from .fake_server import FakeModel, Settings, create_app
+from .servers import EMPTY_REGISTRY, MODEL_NAME, Registry, ServeProcess, save_model_file
 
 ROW = {"data": [[0.5, -0.5]]}
 
 
-@pytest.fixture
-def model():
-    return FakeModel()
+class Boom:
+    """An extension with a route that raises, for the 500 the metrics must count."""
+
+    @kaslite.hookimpl
+    def kaslite_server_app(self, app):
+        @app.get("/boom")
+        def boom():
+            raise RuntimeError("boom")
 
 
 @pytest.fixture
-def client(model):
-    with TestClient(create_app(model), raise_server_exceptions=False) as client:  # runs the lifespan
+def client(model_file):
+    with server_client(ServerSettings(model_uri=str(model_file)), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -41,22 +45,35 @@ def requests(samples, endpoint: str, method: str, status: str) -> float:
     return value(samples, "kaslite_inference_requests_total", endpoint=endpoint, method=method, status=status)
 
 
-def test_requests_are_counted_by_route_template_method_and_status(client):
-    for _ in range(3):
-        assert client.post("/predict", json=ROW).status_code == 200
-    assert client.post("/predict", json={"data": []}).status_code == 422
-    assert client.put("/predict", json=ROW).status_code == 405
-    assert client.post("/v2/models/xor/infer", json={}).status_code == 200
-    assert client.post("/v2/models/other/infer", json={}).status_code == 200
-    assert client.get("/no/such/path").status_code == 404
-    assert client.get("/boom").status_code == 500
-    client.get("/metrics")  # scrapes are not requests
-    samples = metrics(client)
+def info(samples) -> dict:
+    """model_info series that are 1: {(model_name, model_version)}."""
+    return {
+        (dict(labels)["model_name"], dict(labels)["model_version"])
+        for labels, v in series(samples, "kaslite_model_info").items()
+        if v == 1
+    }
+
+
+def test_requests_are_counted_by_route_template_method_and_status(model_file):
+    kaslite.get_plugin_manager().register(Boom(), name="boom")
+    with server_client(ServerSettings(model_uri=str(model_file)), raise_server_exceptions=False) as client:
+        for _ in range(3):
+            assert client.post("/predict", json=ROW).status_code == 200
+        assert client.post("/predict", json={"data": []}).status_code == 422
+        assert client.put("/predict", json=ROW).status_code == 405
+        v2 = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [0.5, -0.5]}]}
+        assert client.post(f"/v2/models/{MODEL_NAME}/infer", json=v2).status_code == 200
+        assert client.post("/v2/models/other/infer", json=v2).status_code == 404
+        assert client.get("/no/such/path").status_code == 404
+        assert client.get("/boom").status_code == 500
+        client.get("/metrics")  # scrapes are not requests
+        samples = metrics(client)
     assert series(samples, "kaslite_inference_requests_total") == {
         frozenset({("endpoint", "/predict"), ("method", "POST"), ("status", "200")}): 3,
         frozenset({("endpoint", "/predict"), ("method", "POST"), ("status", "422")}): 1,
         frozenset({("endpoint", "/predict"), ("method", "PUT"), ("status", "405")}): 1,
-        frozenset({("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")}): 2,
+        frozenset({("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "200")}): 1,
+        frozenset({("endpoint", "/v2/models/{name}/infer"), ("method", "POST"), ("status", "404")}): 1,
         frozenset({("endpoint", UNMATCHED), ("method", "GET"), ("status", "404")}): 1,
         frozenset({("endpoint", "/boom"), ("method", "GET"), ("status", "500")}): 1,
     }
@@ -70,65 +87,86 @@ def test_requests_are_counted_by_route_template_method_and_status(client):
     assert {"0.0001", "0.00025", "0.0005", "0.001", "1.0", "2.0", "+Inf"} <= edges
 
 
-def test_prediction_time_is_the_answers_inference_time_ms(client, model):
-    for ms in (250.0, 500.0, 1250.0):
-        model.inference_ms = ms
-        assert client.post("/predict", json=ROW).json()["inference_time_ms"] == ms
-    assert client.post("/predict", json={"data": []}).status_code == 422  # no prediction, nothing observed
+def test_a_body_over_the_limit_is_counted_on_its_route(model_file):
+    with server_client(ServerSettings(model_uri=str(model_file), max_body_bytes=100)) as client:
+        assert client.post("/predict", json={"data": [[0.5, 0.5]] * 50}).status_code == 413
+        assert requests(metrics(client), "/predict", "POST", "413") == 1
+
+
+def test_prediction_facts_come_from_the_server(client):
+    answers = [client.post("/predict", json={"data": [[0.5, -0.5]] * rows}).json() for rows in (1, 3, 40)]
+    assert client.post("/predict", json={"data": [[0.5]]}).status_code == 422
+    assert client.post("/predict", json={"data": [[0.5, 1.0]], "model_version": "9"}).status_code == 404
+    v2 = {"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+    assert client.post(f"/v2/models/{MODEL_NAME}/infer", json=v2).status_code == 200
+    assert client.post(f"/v2/models/{MODEL_NAME}/infer", json={"inputs": "no"}).status_code == 400
     samples = metrics(client)
-    assert value(samples, "kaslite_model_prediction_duration_seconds_count") == 3
-    assert value(samples, "kaslite_model_prediction_duration_seconds_sum") == 2.0
-    buckets = {
-        dict(labels)["le"]: count
-        for labels, count in series(samples, "kaslite_model_prediction_duration_seconds_bucket").items()
-    }
-    assert (buckets["0.1"], buckets["0.25"], buckets["0.5"], buckets["1.0"], buckets["2.0"]) == (0, 1, 2, 2, 3)
+    outcomes = {dict(labels)["outcome"]: n for labels, n in series(samples, "kaslite_model_predictions_total").items()}
+    assert outcomes == {"ok": 4, "bad_input": 2, "not_found": 1, "not_ready": 0, "error": 0}
+    assert value(samples, "kaslite_model_prediction_rows_count") == 4
+    assert value(samples, "kaslite_model_prediction_rows_sum") == 1 + 3 + 40 + 2
+    assert value(samples, "kaslite_model_prediction_rows_bucket", le="5.0") == 3
+    # The compute time is the one /predict answers with: the same measurement, not another.
+    assert value(samples, "kaslite_model_prediction_duration_seconds_count") == 4
+    answered = sum(answer["inference_time_ms"] for answer in answers) / 1000
+    assert answered < value(samples, "kaslite_model_prediction_duration_seconds_sum") < answered + 1.0
 
 
-def info(samples) -> dict:
-    """model_info series that are 1: {(model_name, model_version)}."""
-    return {
-        (dict(labels)["model_name"], dict(labels)["model_version"])
-        for labels, v in series(samples, "kaslite_model_info").items()
-        if v == 1
-    }
+def test_model_gauges_follow_the_first_load_reloads_and_failures(tmp_path):
+    path = save_model_file(tmp_path / "model.pt", version="1")
+    settings = ServerSettings(model_uri=str(path), admin_token="secret")
+    token = {"Authorization": "Bearer secret"}
+    with server_client(settings) as client:
+        samples = metrics(client)
+        assert value(samples, "kaslite_model_loaded") == 1
+        assert info(samples) == {(MODEL_NAME, "1")}  # the name the server gives: the file's run name
+        assert value(samples, "kaslite_model_load_duration_seconds_count", cause="start") == 1
+        assert value(samples, "kaslite_model_load_duration_seconds_sum", cause="start") > 0
+        assert series(samples, "kaslite_inference_requests_total") == {}
+
+        save_model_file(path, version="2", seed=5)
+        assert client.post("/reload-model", headers=token).json()["status"] == "success"
+        samples = metrics(client)
+        assert info(samples) == {(MODEL_NAME, "2")}
+        assert len(series(samples, "kaslite_model_info")) == 1  # the old version's series is gone
+        assert value(samples, "kaslite_model_reloads_total", result="success") == 1
+        assert value(samples, "kaslite_model_reloads_total", result="failure") == 0
+        assert value(samples, "kaslite_model_load_duration_seconds_count", cause="reload") == 1
+
+        path.write_bytes(b"not a model")
+        assert client.post("/reload-model", headers=token).status_code == 503
+        assert client.post("/reload-model").status_code == 401  # refused: not a reload
+        samples = metrics(client)
+        assert value(samples, "kaslite_model_reloads_total", result="success") == 1
+        assert value(samples, "kaslite_model_reloads_total", result="failure") == 1
+        assert value(samples, "kaslite_model_load_duration_seconds_count", cause="reload") == 1
+        assert (value(samples, "kaslite_model_loaded"), info(samples)) == (1, {(MODEL_NAME, "2")})  # still serving
 
 
-def test_model_gauges_follow_health_models_and_reloads(client, model):
-    samples = metrics(client)  # the lifespan and the scrape asked /health; nothing was counted
-    assert value(samples, "kaslite_model_loaded") == 1
-    assert info(samples) == {("xor-net", "1")}  # the name from the model URI
-    assert series(samples, "kaslite_inference_requests_total") == {}
+def test_a_registry_model_that_arrives_later_and_versions_named_by_requests(tmp_path):
+    registry = Registry(tmp_path)
+    kaslite.get_plugin_manager().register(registry, name="mem-registry")
+    with server_client(ServerSettings(model_uri=f"mem:/{MODEL_NAME}@production", version_cache_size=1)) as client:
+        samples = metrics(client)  # the first load failed: nothing is served
+        assert (value(samples, "kaslite_model_loaded"), info(samples)) == (0, set())
+        assert value(samples, "kaslite_model_load_duration_seconds_count", cause="start") == 0
+        assert client.post("/predict", json=ROW).status_code == 503
 
-    assert client.get("/models").status_code == 200  # the server names its model
-    assert info(metrics(client)) == {("xor", "1")}
-
-    assert client.post("/reload-model").json()["status"] == "success"
-    samples = metrics(client)
-    assert info(samples) == {("xor", "2")}
-    assert len(series(samples, "kaslite_model_info")) == 1  # the old version's series is gone
+        registry.production = "2"
+        assert client.post("/reload-model").status_code == 200
+        for version in ("3", "1", "3"):  # cache of one: 3 loads, 1 evicts it, 3 loads again
+            assert client.post("/predict", json={**ROW, "model_version": version}).status_code == 200
+        samples = metrics(client)
+    assert (value(samples, "kaslite_model_loaded"), info(samples)) == (1, {(MODEL_NAME, "2")})
     assert value(samples, "kaslite_model_reloads_total", result="success") == 1
-    assert value(samples, "kaslite_model_reloads_total", result="failure") == 0
-    assert value(samples, "kaslite_model_load_duration_seconds_count") == 1
+    assert value(samples, "kaslite_model_load_duration_seconds_count", cause="request") == 3
+    outcomes = {dict(labels)["outcome"]: n for labels, n in series(samples, "kaslite_model_predictions_total").items()}
+    assert (outcomes["ok"], outcomes["not_ready"]) == (3, 1)
 
-    model.fail_reload = True
-    assert client.post("/reload-model").status_code == 503
-    model.token = "secret"
-    assert client.post("/reload-model").status_code == 401  # refused: not a reload
-    samples = metrics(client)
-    assert value(samples, "kaslite_model_reloads_total", result="success") == 1
-    assert value(samples, "kaslite_model_reloads_total", result="failure") == 1
-    assert value(samples, "kaslite_model_load_duration_seconds_count") == 1
-    assert info(samples) == {("xor", "2")}
 
-    model.loaded = False  # the model went away: the next scrape says so
-    samples = metrics(client)
-    assert value(samples, "kaslite_model_loaded") == 0
-    assert info(samples) == set()
-    assert client.get("/health/ready").status_code == 503
-    model.loaded = True
-    assert client.get("/health/ready").status_code == 200
-    assert info(metrics(client)) == {("xor", "2")}
+def test_the_model_name_given_to_the_server_names_the_series(model_file):
+    with server_client(ServerSettings(model_uri=str(model_file), model_name="prod")) as client:
+        assert info(metrics(client)) == {("prod", "1")}
 
 
 def test_openmetrics_when_the_scraper_asks_for_it(client):
@@ -137,14 +175,18 @@ def test_openmetrics_when_the_scraper_asks_for_it(client):
     assert response.text.endswith("# EOF\n")
 
 
-def test_two_apps_in_one_process_keep_their_own_counts():
-    with TestClient(create_app(FakeModel())) as one, TestClient(create_app(FakeModel(version=7))) as other:
+def test_two_apps_in_one_process_keep_their_own_counts(model_file, tmp_path):
+    other_file = save_model_file(tmp_path / "other.pt", version="7")
+    with (
+        server_client(ServerSettings(model_uri=str(model_file))) as one,
+        server_client(ServerSettings(model_uri=str(other_file))) as other,
+    ):
         one.post("/predict", json=ROW)
         one.post("/predict", json=ROW)
         other.post("/predict", json=ROW)
         assert requests(metrics(one), "/predict", "POST", "200") == 2
         assert requests(metrics(other), "/predict", "POST", "200") == 1
-        assert info(metrics(other)) == {("xor-net", "7")}
+        assert info(metrics(other)) == {(MODEL_NAME, "7")}
 
 
 def test_metrics_is_a_route_but_not_in_the_api_schema(client):
@@ -152,23 +194,12 @@ def test_metrics_is_a_route_but_not_in_the_api_schema(client):
     assert "/metrics" not in client.get("/openapi.json").json()["paths"]
 
 
-@pytest.mark.parametrize(
-    ("settings", "name"),
-    [
-        (Settings(model_uri="models:/kaslite@production"), "kaslite"),
-        (Settings(model_uri="models:/kaslite/3"), "kaslite"),
-        (Settings(model_uri="results/run/model.pt"), "model"),
-        (Settings(model_uri="file:///srv/models/spirals.pt"), "spirals"),
-        (Settings(model_uri="models:/kaslite@production", model_name="prod"), "prod"),
-        (SimpleNamespace(), "unknown"),
-    ],
-)
-def test_the_model_name_before_the_server_says_it(settings, name):
-    assert model_name_of(settings) == name
-
-
 def post(url: str, body: dict | None = None) -> int:
     """POST JSON and read the whole answer (its status alone arrives before the body is sent)."""
+    import json
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, data=json.dumps(body or {}).encode(), method="POST")
     request.add_header("Content-Type", "application/json")
     try:
@@ -180,16 +211,26 @@ def post(url: str, body: dict | None = None) -> int:
         return exc.code
 
 
-def test_two_server_processes_share_one_multiprocess_dir(tmp_path):
+def test_two_server_processes_share_one_multiprocess_dir(tmp_path, model_file):
     """Counts add up across processes; a killed process is counted once, never twice."""
-    env = subprocess_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
-    a, b = FakeServer(env), FakeServer(env)
-    servers = [a, b]
+    site = fake_distribution(
+        tmp_path / "site", "empty-registry", entry_points={"empty": "empty_registry"},
+        modules={"empty_registry": EMPTY_REGISTRY},
+    )  # fmt: skip
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = subprocess_env(site, PROMETHEUS_MULTIPROC_DIR=str(shared))
+    b_file = save_model_file(tmp_path / "b.pt", version="1")
+    a = ServeProcess(str(model_file), env, tmp_path / "a.log")
+    servers = [a]
     try:
+        b = ServeProcess(str(b_file), env, tmp_path / "b.log")
+        servers.append(b)
         for _ in range(3):
             assert post(f"{a.url}/predict", ROW) == 200
         for _ in range(5):
             assert post(f"{b.url}/predict", ROW) == 200
+        save_model_file(b_file, version="2")
         assert post(f"{b.url}/reload-model") == 200  # b now serves version 2, a still 1
         for server in (a, b):
             samples = parse(scrape(f"{server.url}/metrics"))
@@ -197,10 +238,11 @@ def test_two_server_processes_share_one_multiprocess_dir(tmp_path):
             assert value(samples, "kaslite_model_prediction_duration_seconds_count") == 8
             assert value(samples, "kaslite_model_reloads_total", result="success") == 1
             assert value(samples, "kaslite_model_loaded") == 1
-            assert info(samples) == {("xor-net", "1"), ("xor-net", "2")}
+            assert info(samples) == {(MODEL_NAME, "1"), (MODEL_NAME, "2")}
 
-        b.kill()  # no chance to clean up; its replacement starts with a fresh model (version 1)
-        b2 = FakeServer(env)
+        b.kill()  # no chance to clean up; its replacement serves version 1 again
+        save_model_file(b_file, version="1")
+        b2 = ServeProcess(str(b_file), env, tmp_path / "b2.log")
         servers.append(b2)
         for _ in range(2):
             assert post(f"{b2.url}/predict", ROW) == 200
@@ -208,9 +250,9 @@ def test_two_server_processes_share_one_multiprocess_dir(tmp_path):
         assert requests(samples, "/predict", "POST", "200") == 10  # 3 + 5 (b, gone) + 2, not 15
         assert value(samples, "kaslite_model_reloads_total", result="success") == 1
         assert value(samples, "kaslite_model_loaded") == 1  # the minimum over live processes only
-        assert info(samples) == {("xor-net", "1")}  # nobody alive serves version 2 any more
+        assert info(samples) == {(MODEL_NAME, "1")}  # nobody alive serves version 2 any more
 
-        c = FakeServer(env, "--no-model")  # one live process without a model: the app is not fully loaded
+        c = ServeProcess(f"empty:/{MODEL_NAME}@production", env, tmp_path / "c.log")  # a live process, no model
         servers.append(c)
         samples = parse(scrape(f"{b2.url}/metrics"))
         assert value(samples, "kaslite_model_loaded") == 0
@@ -236,22 +278,26 @@ counts.write_value(mmap_key("kaslite_inference_requests", "kaslite_inference_req
                    5.0, 0.0)
 counts.close()
 
-from fastapi.testclient import TestClient
-from monitor.fake_server import FakeModel, create_app
+from kaslite_serve import ServerSettings
+from kaslite_serve.testing import server_client
 
-with TestClient(create_app(FakeModel(version=3))) as client:
+with server_client(ServerSettings(model_uri=sys.argv[1])) as client:
     client.post("/predict", json={"data": [[0.5, -0.5]]})
     sys.stdout.write(client.get("/metrics").text)
 """
 
 
-def test_a_process_restarted_with_the_same_pid_keeps_the_counts_but_not_the_old_model(tmp_path):
-    env = subprocess_env(Path(__file__).resolve().parents[1], PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+def test_a_process_restarted_with_the_same_pid_keeps_the_counts_but_not_the_old_model(tmp_path, model_file):
+    env = subprocess_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
     proc = subprocess.run(
-        [sys.executable, "-c", RESTARTED_WITH_THE_SAME_PID], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", RESTARTED_WITH_THE_SAME_PID, str(model_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     samples = parse(proc.stdout)
     assert requests(samples, "/predict", "POST", "200") == 6  # the predecessor's 5 happened; 1 more, not 5 + 6
-    assert info(samples) == {("xor-net", "3")}
+    assert info(samples) == {(MODEL_NAME, "1")}
     assert value(samples, "kaslite_model_loaded") == 1

@@ -13,8 +13,9 @@ import yaml
 
 from kaslite_monitor.export import asset_files
 
-from .conftest import FakeServer, subprocess_env
+from .conftest import subprocess_env
 from .exposition import parse, scrape
+from .servers import ServeProcess, save_model_file
 from .test_inference import ROW, post
 
 README = Path(__file__).resolve().parents[2] / "kaslite-monitor" / "README.md"
@@ -29,14 +30,17 @@ TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped seri
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> str:
-    """The exposition of a server (the hook on a FastAPI app, over real HTTP) after some traffic."""
-    server = FakeServer(subprocess_env())
+    """The exposition of the real server (``kaslite serve``, over HTTP) after some traffic."""
+    folder = tmp_path_factory.mktemp("served")
+    model = save_model_file(folder / "model.pt")
+    server = ServeProcess(str(model), subprocess_env(), folder / "server.log")
     try:
         assert post(f"{server.url}/predict", ROW) == 200
         assert post(f"{server.url}/predict", {"data": []}) == 422
         scrape(f"{server.url}/models")
         assert post(f"{server.url}/reload-model") == 200
-        assert post(f"{server.url}/reload-model?fail=true") == 503
+        model.write_bytes(b"not a model")
+        assert post(f"{server.url}/reload-model") == 503
         return scrape(f"{server.url}/metrics")
     finally:
         server.stop()

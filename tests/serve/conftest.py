@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import attrs
 import httpx
 import pytest
 
+import kaslite
+from kaslite.hookspecs import ModelSourceSpec
 from kaslite.testing import fake_distribution
 
 # A model registry kept in a folder: ROOT/NAME/VERSION.pt plus ROOT/NAME/aliases.json.
@@ -114,7 +117,7 @@ class Server:
 
 @contextlib.contextmanager
 def serving(model: str, folder: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """``kaslite serve --model MODEL`` on a free port, stopped (SIGTERM) on exit."""
+    """``kaslite serve --model MODEL`` on a free port, once its model has loaded (or failed to); SIGTERM on exit."""
     port = free_port()
     log = folder / f"server-{port}.log"
     environment = {k: v for k, v in os.environ.items() if k != "KASLITE_ADMIN_TOKEN"}
@@ -129,7 +132,8 @@ def serving(model: str, folder: Path, *args: str, env: dict[str, str] | None = N
             assert process.poll() is None, f"server exited with {process.returncode}:\n{server.output()}"
             assert time.monotonic() < deadline, f"server did not come up:\n{server.output()}"
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(server.url + "/health/live", timeout=1).status_code == 200:
+                # Up once the first model load has settled, either way.
+                if httpx.get(server.url + "/health/ready", timeout=1).json()["status"] != "loading":
                     break
             time.sleep(0.1)
         yield server
@@ -179,3 +183,44 @@ def registry_env(registry, tmp_path) -> dict[str, str]:
         modules={"folder_registry": FOLDER_REGISTRY},
     )  # fmt: skip
     return {"PYTHONPATH": str(site), "TEST_REGISTRY_ROOT": str(registry)}
+
+
+class CountingSource:
+    """Scheme ``count``: versions 1..5 of seeded nets; counts loads and how many run at once."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.loads: list[str] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.delay = delay
+        self.fail: Exception | None = None  # raised by the next loads, when set
+        self.lock = threading.Lock()
+
+    def load(self, uri: str):
+        from kaslite.models import LoadedModel
+
+        if self.fail is not None:
+            raise self.fail
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        time.sleep(self.delay)
+        version = uri.rsplit("/", 1)[1] if "@" not in uri else "1"
+        with self.lock:
+            self.loads.append(version)
+            self.running -= 1
+        return LoadedModel(net=build_net(int(version)), metadata={}, uri=uri, version=version)
+
+    def list_versions(self, uri: str):
+        return [{"version": v, "uri": f"count:/m/{v}"} for v in ("1", "2", "3", "4", "5")]
+
+    @kaslite.hookimpl
+    def kaslite_model_sources(self):
+        return [ModelSourceSpec("count", self.load, self.list_versions, "counting test source")]
+
+
+@pytest.fixture
+def counting():
+    source = CountingSource()
+    kaslite.get_plugin_manager().register(source, name="counting")
+    return source

@@ -45,7 +45,7 @@ def test_models_health_and_reload(server):
         live = client.get("/health/live")
         assert (live.status_code, live.json()) == (200, {"status": "alive"})
         ready = client.get("/health/ready")
-        assert (ready.status_code, ready.json()) == (200, {"ready": True, "model_version": "1"})
+        assert (ready.status_code, ready.json()) == (200, {"ready": True, "status": "ready", "model_version": "1"})
         reload = client.post("/reload-model")
         assert (reload.status_code, reload.json()) == (
             200,

@@ -69,7 +69,7 @@ def test_a_failed_reload_keeps_the_old_model_serving(tmp_path):
         detail = reload.json()["detail"]
         assert detail.startswith(f"reload failed: model file {str(path)!r} is not readable: "), detail
         assert detail.endswith("; still serving version 5"), detail
-        assert client.get("/health/ready").json() == {"ready": True, "model_version": "5"}
+        assert client.get("/health/ready").json() == {"ready": True, "status": "ready", "model_version": "5"}
         answer = client.post("/predict", json={"data": ROWS}).json()
         assert (answer["model_version"], (answer["predictions"], answer["probabilities"])) == ("5", expected(7, ROWS))
 
@@ -91,7 +91,10 @@ def test_a_registry_without_production_starts_and_takes_the_model_on_reload(regi
             "no version with alias 'production'); /health/ready answers 503 until POST /reload-model loads one"
         ]
         not_ready = client.get("/health/ready")
-        assert (not_ready.status_code, not_ready.json()) == (503, {"ready": False, "model_version": None})
+        assert (not_ready.status_code, not_ready.json()) == (
+            503,
+            {"ready": False, "status": "no_model", "model_version": None},
+        )
         assert client.get("/health").json() == {"status": "no_model", "model_loaded": False, "model_version": None}
         assert client.get("/health/live").status_code == 200
         assert client.get("/v2/health/ready").status_code == 400

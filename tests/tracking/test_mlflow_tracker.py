@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -151,6 +152,64 @@ def test_sweep_trials_are_children_of_one_parent_per_sweep(store):
         assert json.loads(Path(path).read_text()) == summaries[name].metrics
 
 
+def sweep_parent(client, sweep_id, experiment="sweeps"):
+    runs = kaslite_runs(client, experiment)
+    (parent,) = [r for r in runs if r.data.tags.get("kaslite.sweep_parent") == "true" and
+                 r.data.tags["kaslite.sweep_id"] == sweep_id]  # fmt: skip
+    return parent
+
+
+def test_a_sweep_parent_stays_running_until_the_sweep_ends(store):
+    from kaslite.hookspecs import SweepEnd
+    from kaslite_tracking.mlflow_tracker import end_sweep_parent
+    from kaslite_tracking.options import MlflowOptions
+
+    use_tiny_data()
+    settings = {"tracking_uri": store, "register": False, "experiment": "sweeps"}
+    options = {"mlflow": MlflowOptions(experiment="sweeps", tracking_uri=store, register=False)}
+    client = MlflowClient(tracking_uri=store)
+    for trial in ("1", "2"):
+        labels = {"sweep_id": "s", "trial": trial}
+        run_experiment(
+            tiny_config(), "out", f"t{trial}", ["mlflow"], quiet=True, tracker_settings=settings, labels=labels
+        )
+        assert sweep_parent(client, "s").info.status == "RUNNING"  # a trial's end is not the sweep's
+
+    def end(status):
+        end_sweep_parent(SweepEnd("s", "study", status, {}, ("mlflow",), options, "out"))
+        return sweep_parent(client, "s").info.status
+
+    assert end("interrupted") == "RUNNING"  # other workers may still run trials; running it again continues
+    assert end("failed") == "FAILED"
+    labels = {"sweep_id": "s", "trial": "3"}  # the sweep started again: its parent runs again
+    run_experiment(tiny_config(), "out", "t3", ["mlflow"], quiet=True, tracker_settings=settings, labels=labels)
+    assert sweep_parent(client, "s").info.status == "RUNNING"
+    assert end("finished") == "FINISHED"
+
+
+def test_kaslite_sweep_ends_its_parent_finished_or_failed_when_every_trial_failed(store, tmp_path):
+    from click.testing import CliRunner
+
+    from kaslite.cli.main import cli
+
+    use_tiny_data()
+    flags = [*TINY, "--tracker", "mlflow", "--tracking-uri", store, "--experiment", "sweeps", "--no-register"]
+    for name, lrs, code, status in [
+        ("mixed", "[0.01, 1e30]", 0, "FINISHED"),
+        ("diverged", "[1e30, 1e31]", 1, "FAILED"),
+    ]:
+        (tmp_path / f"{name}.yaml").write_text(f"lr: {lrs}\n")
+        result = CliRunner().invoke(cli, ["sweep", str(tmp_path / f"{name}.yaml"), *flags, "--output-dir", name])
+        assert result.exit_code == code, result.output
+        sweep_id = json.loads((tmp_path / name / "sweep_summary.json").read_text())["sweep_id"]
+        client = MlflowClient(tracking_uri=store)
+        assert sweep_parent(client, sweep_id).info.status == status
+        children = [r for r in kaslite_runs(client, "sweeps") if r.data.tags.get("kaslite.sweep_id") == sweep_id]
+        assert sorted(r.info.status for r in children if "kaslite.sweep_parent" not in r.data.tags) == (
+            ["FAILED", "FINISHED"] if name == "mixed" else ["FAILED", "FAILED"]
+        )
+
+
 class Killed(BaseException):
     """Stands in for a kill: not an Exception, so no tracker group swallows it."""
 
@@ -266,3 +325,30 @@ def test_an_unreachable_tracking_uri_costs_one_warning(env, tmp_path):
     ]  # fmt: skip
     assert not (tmp_path / "mlflow.db").exists()
     assert elapsed < 60  # no minutes of HTTP retries
+
+
+def test_the_fluent_tracking_uri_is_put_back_as_it_was(monkeypatch, tmp_path):
+    """Logging the model points MLflow's process-wide URI at the run's store, and leaves it as it found it."""
+    import mlflow
+
+    from kaslite_tracking.store import TRACKING_URI_ENV, fluent_tracking_uri
+
+    store = f"sqlite:///{tmp_path / 'run.db'}"
+    monkeypatch.delenv(TRACKING_URI_ENV, raising=False)
+    with fluent_tracking_uri(store):
+        assert mlflow.get_tracking_uri() == store
+    assert not mlflow.is_tracking_uri_set() and TRACKING_URI_ENV not in os.environ  # nothing was set
+
+    monkeypatch.setenv(TRACKING_URI_ENV, "sqlite:///from-env.db")
+    with fluent_tracking_uri(store):
+        assert mlflow.get_tracking_uri() == store
+    monkeypatch.setenv(TRACKING_URI_ENV, "sqlite:///changed.db")  # still the environment's to decide
+    assert mlflow.get_tracking_uri() == "sqlite:///changed.db"
+
+    mlflow.set_tracking_uri("sqlite:///pinned.db")  # a user's own choice stays
+    try:
+        with fluent_tracking_uri(store):
+            assert mlflow.get_tracking_uri() == store
+        assert mlflow.get_tracking_uri() == "sqlite:///pinned.db"
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -26,7 +26,11 @@ def read_events(log_dir):
 
 
 def texts(accumulator, tag):
-    return [(event.step, make_ndarray(event.tensor_proto).item().decode()) for event in accumulator.Tensors(tag)]
+    """The text logged under ``tag`` (``SummaryWriter.add_text`` files it as ``tag/text_summary``)."""
+    return [
+        (event.step, make_ndarray(event.tensor_proto).item().decode())
+        for event in accumulator.Tensors(f"{tag}/text_summary")
+    ]
 
 
 def test_scalars_per_epoch_match_the_history(trained):
@@ -42,7 +46,11 @@ def test_scalars_per_epoch_match_the_history(trained):
 
 def test_phase_and_seed_events_as_text(trained):
     events = read_events(trained.root / "runs" / "shared")
-    assert sorted(events.Tags()["tensors"]) == ["phase/transitions", "seed/seed1_1/events", "seed/seed2_1/events"]
+    assert sorted(events.Tags()["tensors"]) == [
+        "phase/transitions/text_summary",
+        "seed/seed1_1/events/text_summary",
+        "seed/seed2_1/events/text_summary",
+    ]
     assert texts(events, "phase/transitions") == [(4, "epoch 4: phase 1 (warm-up) → phase 2 (adaptation)")]
     expected = {"seed1_1": [], "seed2_1": []}
     for line in (trained.run_dir / "events.jsonl").read_text().splitlines():

@@ -17,6 +17,8 @@ Hooks come in two families:
   conflict by ``kaslite plugins`` and is an error, naming both, when used.
 * **Extension hooks** (``kaslite_commands``, ``kaslite_server_app``) receive
   an object to extend in place and return nothing.
+* **Event hooks** (``kaslite_sweep_end``) tell every plugin that something
+  happened and return nothing.
 
 Rules for implementations:
 
@@ -44,6 +46,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
     import numpy as np
+
+    from kaslite.serving import ServerEvents
 
 PROJECT = "kaslite"
 
@@ -174,6 +178,33 @@ class ModelSourceSpec:
     load: Callable[[str], Any]
     list_versions: Callable[[str], list[dict[str, Any]]]
     description: str = ""
+
+
+@attrs.frozen
+class SweepEnd:
+    """How a sweep ended, as ``kaslite_sweep_end`` receives it.
+
+    :param sweep_id: the sweep's id; its trials carry it as ``run.labels["sweep_id"]``.
+    :param study: the Optuna study's name.
+    :param status: ``finished`` (every slot settled, at least one trial did
+        not fail), ``failed`` (every slot settled and every trial failed) or
+        ``interrupted`` (this process stopped before every slot was settled;
+        running the same command again continues the sweep).
+    :param slots: how many slots ended each way: ``completed``, ``pruned``,
+        ``failed``, and ``running`` / ``pending`` when interrupted.
+    :param trackers: the names of the trackers the trials ran with.
+    :param tracker_options: the trials' validated tracker options by tracker
+        name (what each trial's tracker saw as ``run.tracker_options``).
+    :param sweep_dir: the folder holding the sweep's summary.
+    """
+
+    sweep_id: str
+    study: str
+    status: str
+    slots: dict[str, int]
+    trackers: tuple[str, ...]
+    tracker_options: dict[str, Any]
+    sweep_dir: str
 
 
 # --------------------------------------------------------------------------
@@ -347,19 +378,66 @@ def kaslite_commands(cli: "click.Group") -> None:
 
 
 @hookspec
-def kaslite_server_app(app: Any, settings: Any) -> None:
-    """Extend the inference server's FastAPI app (routes, middleware).
+def kaslite_server_app(app: Any, settings: Any, events: "ServerEvents") -> None:
+    """Extend the inference server's FastAPI app, and learn what its model does.
 
-    Called once while the app is built, before it serves a request.
+    Called once per app, while it is built and before its lifespan loads the
+    model: add routes or middleware to ``app``, and subscribe to ``events``
+    for the model's lifecycle (loaded, reloaded, failed, evicted: with
+    version, ``input_dim``, classes and load time) and for every prediction
+    request (rows, model version, outcome, compute time). An extension needs
+    nothing else from the server; reading its HTTP answers is not part of the
+    contract. ``kaslite_serve.testing.server_client`` runs an app with your
+    plugin in-process, for your tests.
 
     :param app: the ``fastapi.FastAPI`` application.
-    :param settings: the server's settings (model URI, host, port, token, ...).
+    :param settings: the server's ``kaslite_serve.ServerSettings`` (model
+        URI, host, port, limits, ...).
+    :param events: the app's :class:`kaslite.serving.ServerEvents`; call
+        ``events.subscribe(listener)`` with a
+        :class:`kaslite.serving.ServerListener`.
+
+    Example::
+
+        from kaslite.serving import ServerListener
+
+        class CountRows(ServerListener):
+            rows = 0
+
+            def on_prediction(self, event):
+                self.rows += event.rows
+
+        @kaslite.hookimpl
+        def kaslite_server_app(app, settings, events):
+            counter = CountRows()
+            events.subscribe(counter)
+
+            @app.get("/rows")
+            def rows():
+                return {"rows": counter.rows}
+    """
+
+
+# --------------------------------------------------------------------------
+# Event hooks
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def kaslite_sweep_end(sweep: SweepEnd) -> None:
+    """React to the end of a sweep (close what its trials opened, report it).
+
+    Called by each ``kaslite sweep`` process when the sweep it works on ends,
+    after the summary is written, and when that process is interrupted.
+    Several processes working on one study each call it, so an
+    implementation must be idempotent.
+
+    :param sweep: how the sweep ended, and which trackers its trials used.
 
     Example::
 
         @kaslite.hookimpl
-        def kaslite_server_app(app, settings):
-            @app.get("/version")
-            def version():
-                return {"kaslite": kaslite.__version__}
+        def kaslite_sweep_end(sweep):
+            if sweep.status == "failed":
+                notify(f"every trial of sweep {sweep.sweep_id} failed")  # notify() is yours
     """

@@ -35,10 +35,10 @@ def kaslite_trackers() -> list[TrackerSpec]:
 
 
 @kaslite.hookimpl
-def kaslite_server_app(app: Any, settings: Any) -> None:
+def kaslite_server_app(app: Any, events: Any) -> None:
     from kaslite_monitor.inference import instrument
 
-    instrument(app, settings)
+    instrument(app, events)
 
 
 @kaslite.hookimpl

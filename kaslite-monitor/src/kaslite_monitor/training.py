@@ -8,15 +8,12 @@ take one lock, so a scrape never sees half an epoch.
 """
 
 import errno
-import socket
 import sys
 import threading
 import time
-from socketserver import ThreadingMixIn
 from typing import Any, TextIO
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
 from kaslite.train.events import EpochRecord, PhaseChange, RunContext, RunSummary, SeedTransition
 from kaslite.train.tracker import Tracker
@@ -25,31 +22,6 @@ from kaslite_monitor.options import PrometheusOptions
 # kaslite_seed_state values; the numbers are part of the rules and dashboards.
 SEED_STATE_VALUES = {"dormant": 0, "training": 1, "blending": 2, "active": 3, "culled": -1}
 EPOCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-class _MetricsServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a line each
-        pass
-
-
-def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
-    """``/metrics`` of ``registry`` on ``host:port`` in a daemon thread (like prometheus_client's
-    ``start_http_server``, but it shuts down at once instead of within half a second)."""
-    family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-
-    class Server(_MetricsServer):
-        address_family = family
-
-    server = make_server(str(address[0]), port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kaslite-metrics", daemon=True
-    )
-    thread.start()
-    return server, thread
 
 
 class _LockedRegistry(CollectorRegistry):
@@ -176,11 +148,11 @@ class PrometheusTracker(Tracker):
     def _serve(self) -> None:
         host, wanted = self.options.metrics_host, self.options.metrics_port
         try:
-            self._server, self._thread = serve_metrics(self.registry, host, wanted)
+            self._server, self._thread = start_http_server(wanted, host, self.registry)
         except OSError as exc:
             if wanted == 0 or exc.errno != errno.EADDRINUSE:
                 raise
-            self._server, self._thread = serve_metrics(self.registry, host, 0)
+            self._server, self._thread = start_http_server(0, host, self.registry)
         self.port = int(self._server.server_port)
         url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
         if self.port != wanted and wanted != 0:
@@ -194,6 +166,7 @@ class PrometheusTracker(Tracker):
 
     def close(self) -> None:
         if self._server is not None:
+            # prometheus_client's server notices the shutdown within its half-second poll.
             self._server.shutdown()
             self._server.server_close()
             if self._thread is not None:

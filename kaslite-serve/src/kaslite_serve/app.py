@@ -1,6 +1,8 @@
 """``create_app(settings)``: the FastAPI application, for ``kaslite serve``, embedding and tests."""
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,40 +13,54 @@ from starlette.exceptions import HTTPException
 
 from kaslite.errors import PluginError
 from kaslite.plugins import get_plugin_manager
+from kaslite.serving import PredictionEvent, ServerEvents
+from kaslite_serve import v2
 from kaslite_serve.errors import V2_PREFIX, InputError, ServeError, error_body
 from kaslite_serve.holder import ModelHolder, describe
 from kaslite_serve.limits import BodySizeLimit
-from kaslite_serve.routes import kaslite_router
+from kaslite_serve.routes import admin_guard, admin_router, router
 from kaslite_serve.settings import ServerSettings
-from kaslite_serve.v2 import v2_router
+from kaslite_serve.validation import validation_message
 
 DESCRIPTION = """Predictions from a kaslite model. `/predict` takes rows of numbers;
 `/v2/...` speaks the Open Inference Protocol (KServe, Triton clients)."""
+# Prediction routes whose bodies FastAPI validates before the handler runs.
+VALIDATED_PREDICTIONS = frozenset({V2_PREFIX + v2.INFER, V2_PREFIX + v2.VERSION_INFER})
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model while the server already answers: readiness says ``loading`` until it is done."""
+    holder: ModelHolder = app.state.holder
+    # A daemon thread: a registry download must not hold up the shutdown of a server asked to stop.
+    threading.Thread(target=holder.start, name="kaslite-model-load", daemon=True).start()
+    yield
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    """Load the model ``settings.model_uri`` names and build the app around it.
+    """The app serving the model ``settings.model_uri`` names; the model loads when the app starts.
 
-    The holder is ``app.state.holder`` and the settings ``app.state.settings``;
-    plugins extend the app through the ``kaslite_server_app`` hook, called once
-    here. Raises :class:`~kaslite_serve.errors.ModelUnavailable` when a model
-    file cannot be loaded, and ``UnknownNameError`` for a URI scheme no model
-    source serves.
+    The holder is ``app.state.holder``, the settings ``app.state.settings``
+    and the extensions' events ``app.state.events``. Plugins extend the app
+    through the ``kaslite_server_app`` hook, called once here. Raises
+    ``UnknownNameError`` for a URI scheme no model source serves, and
+    :class:`~kaslite.errors.PluginError` naming a plugin whose hook failed.
     """
     from kaslite_serve import __version__
 
-    holder = ModelHolder(settings.model_uri, settings.version_cache_size)
-    holder.start()
-    model_name = holder.model_name(settings.model_name)
+    events = ServerEvents()
+    holder = ModelHolder(settings.model_uri, settings.version_cache_size, events, settings.model_name)
 
-    app = FastAPI(title="kaslite inference server", version=__version__, description=DESCRIPTION)
+    app = FastAPI(title="kaslite inference server", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.holder = holder
     app.state.settings = settings
+    app.state.events = events
     app.add_exception_handler(ServeError, _serve_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
-    app.include_router(kaslite_router(holder, settings, model_name))
-    app.include_router(v2_router(holder, settings, model_name))
+    app.include_router(router)
+    app.include_router(admin_router, dependencies=[admin_guard(settings)])
+    app.include_router(v2.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -53,11 +69,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    try:
-        get_plugin_manager().hook.kaslite_server_app(app=app, settings=settings)
-    except Exception as exc:
-        raise PluginError(f"a kaslite_server_app plugin failed: {describe(exc)}") from exc
+    extend(app, settings, events)
     return app
+
+
+def extend(app: FastAPI, settings: ServerSettings, events: ServerEvents) -> None:
+    """Call each plugin's ``kaslite_server_app``; one that raises stops the app being built, by name."""
+    arguments: dict[str, Any] = {"app": app, "settings": settings, "events": events}
+    for impl in get_plugin_manager().hook.kaslite_server_app.get_hookimpls():
+        try:
+            impl.function(**{name: arguments[name] for name in impl.argnames})
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} failed in kaslite_server_app: {describe(exc)}") from exc
 
 
 def _is_v2(request: Request) -> bool:
@@ -72,32 +95,12 @@ async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    route = getattr(request.scope.get("route"), "path", None)
+    if route in VALIDATED_PREDICTIONS:  # a prediction request all the same, answered before its handler ran
+        request.app.state.events.prediction(PredictionEvent(route, "bad_input"))
     status = 400 if _is_v2(request) else 422
     return JSONResponse(error_body(request.scope["path"], validation_message(exc.errors())), status_code=status)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse(error_body(request.scope["path"], str(exc.detail)), exc.status_code, headers=exc.headers)
-
-
-def validation_message(errors: Sequence[Any], shown: int = 3) -> str:
-    """Pydantic's errors as one line: ``data[0][1]: Input should be a valid number; ...``."""
-    parts = []
-    for error in errors[:shown]:
-        if error["type"] == "json_invalid":
-            parts.append(f"body is not valid JSON ({error.get('ctx', {}).get('error', 'decode error')})")
-            continue
-        parts.append(f"{_location(error['loc']) or 'body'}: {error['msg']}")
-    if len(errors) > shown:
-        parts.append(f"and {len(errors) - shown} more")
-    return "; ".join(parts)
-
-
-def _location(loc: Sequence[Any]) -> str:
-    text = ""
-    for part in loc[1:] if loc and loc[0] == "body" else loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif "[" not in part:  # "list[number]" names a member of a union, not a field
-            text += f".{part}" if text else part
-    return text

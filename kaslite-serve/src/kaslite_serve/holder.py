@@ -3,20 +3,25 @@
 Requests take ``holder.current`` once and use that reference to the end, so a
 reload (load, warm up, then one assignment) never changes a model under a
 request in flight. Versions asked for by name load on demand into a small LRU.
+Every load, reload, failure and eviction is announced on the app's
+:class:`kaslite.serving.ServerEvents`.
 """
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 
 from kaslite.errors import KasliteError
+from kaslite.models import parse_model_uri
 from kaslite.plugins import get_model_source
-from kaslite_serve.errors import InputError, ModelUnavailable, NotReady, UnknownVersion
-from kaslite_serve.uris import FILE_SCHEME, file_stem, registered_name, scheme_of, version_uri
+from kaslite.serving import LoadCause, ModelEvent, ServerEvents
+from kaslite_serve.errors import InputError, NotReady, UnknownVersion
 
 logger = logging.getLogger("kaslite.serve")
 
@@ -37,6 +42,11 @@ def version_label(version: object, metadata: dict[str, Any]) -> str:
     return str(metadata.get("version", "1"))
 
 
+def network_of(loaded: Any) -> Any:
+    """The module that serves a source's ``LoadedModel``, in eval mode (the one place to change what runs)."""
+    return loaded.net.eval()
+
+
 @attrs.frozen
 class ServedModel:
     """A network in eval mode with the version it answers as."""
@@ -45,78 +55,124 @@ class ServedModel:
     version: str
     uri: str
     metadata: dict[str, Any]
+    input_dim: int
+    num_classes: int
+    load_seconds: float
 
     @classmethod
-    def prepare(cls, loaded: Any, version: str | None = None) -> "ServedModel":
+    def prepare(cls, loaded: Any, started: float, version: str | None = None) -> "ServedModel":
         """Wrap a source's ``LoadedModel`` and run one warm-up batch before it serves anyone."""
         label = version if version is not None else version_label(loaded.version, loaded.metadata or {})
-        model = cls(loaded.net.eval(), label, loaded.uri, dict(loaded.metadata or {}))
-        model.predict(torch.zeros(1, model.input_dim))
-        return model
-
-    @property
-    def input_dim(self) -> int:
-        return int(self.net.input_dim)
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.net.num_classes)
+        net = network_of(loaded)
+        input_dim, num_classes = int(net.input_dim), int(net.num_classes)
+        model = cls(net, label, loaded.uri, dict(loaded.metadata or {}), input_dim, num_classes, 0.0)
+        model.predict(torch.zeros(1, input_dim))
+        return attrs.evolve(model, load_seconds=time.perf_counter() - started)
 
     def seeds(self) -> dict[str, dict[str, Any]]:
         """Seed id -> its state and alpha, in network order."""
         return {sid: {"state": seed.state.value, "alpha": float(seed.alpha)} for sid, seed in self.net.seeds.items()}
 
-    def predict(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predicted class per row, class probabilities per row)."""
+    def predict(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted class per row, class probabilities per row, as float64), as numpy arrays."""
         with torch.inference_mode():
             logits = self.net(batch)
-            # Finite but huge inputs can overflow float32 inside the net; JSON cannot carry the result.
-            if not bool(torch.isfinite(logits).all()):
-                raise InputError("the model's output is not finite for this data (values too large?)")
             probabilities = torch.softmax(logits, dim=1)
-            return probabilities.argmax(dim=1), probabilities
+        # numpy from here: on a few rows each of its calls costs a fraction of a torch operator's.
+        if not np.isfinite(logits.numpy()).all():
+            # Finite but huge inputs can overflow float32 inside the net; JSON cannot carry the result.
+            raise InputError("the model's output is not finite for this data (values too large?)")
+        probabilities_np = probabilities.numpy()
+        # float64: the JSON carries each probability exactly as the float it is, as it always has.
+        return probabilities_np.argmax(axis=1), probabilities_np.astype(np.float64)
 
 
 class ModelHolder:
-    """The served model of one URI, its on-demand versions, and serialised atomic reloads."""
+    """The served model of one URI, its on-demand versions, and serialised atomic reloads.
 
-    def __init__(self, uri: str, version_cache_size: int = 4) -> None:
+    ``state`` is ``loading`` until the first load (:meth:`start`, run by the
+    app's lifespan) settles, then ``ready`` while a model is loaded, or
+    ``no_model`` when none could be.
+    """
+
+    def __init__(
+        self, uri: str, version_cache_size: int = 4, events: ServerEvents | None = None, name: str | None = None
+    ) -> None:
         self.uri = uri
-        self.scheme = scheme_of(uri)
-        self.source = get_model_source(self.scheme)  # an unknown scheme fails here, listing the installed ones
+        self.target = parse_model_uri(uri)
+        self.source = get_model_source(self.target.scheme)  # an unknown scheme fails here, listing the installed ones
+        self.events = events if events is not None else ServerEvents()
         self.current: ServedModel | None = None
+        self._name = name
+        self._started = threading.Event()
         self._cache: OrderedDict[str, ServedModel] = OrderedDict()
         self._cache_size = version_cache_size
         self._cache_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._reload_lock = threading.Lock()
 
+    # -- the current model ---------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        if self.current is not None:
+            return "ready"
+        return "no_model" if self._started.is_set() else "loading"
+
+    @property
+    def model_name(self) -> str:
+        """The name clients address: ``--model-name``, a registry's model name, the run's name, the file's stem."""
+        if self._name:
+            return self._name
+        current = self.current
+        run_name = current.metadata.get("run_name") if current is not None and self.target.is_file else None
+        return str(run_name) if run_name else self.target.label
+
     def start(self) -> None:
-        """The first load: a missing file is fatal; an empty registry alias is not (reload takes it later)."""
+        """The first load, announced as ``loaded`` or ``failed``; on failure the server waits for a reload."""
         try:
-            model = self.reload()
+            self._load_current("start")
         except Exception as exc:
-            if self.scheme == FILE_SCHEME:
-                raise ModelUnavailable(f"cannot serve --model {self.uri!r}: {describe(exc)}") from None
             logger.warning(
                 "no model behind %s yet (%s); /health/ready answers 503 until POST /reload-model loads one",
                 self.uri,
                 describe(exc),
             )
-            return
-        logger.info("serving %s version %s", self.uri, model.version)
+        else:
+            model = self.current
+            assert model is not None
+            logger.info("serving %s version %s (loaded in %.3f s)", self.uri, model.version, model.load_seconds)
+        finally:
+            self._started.set()
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """Wait until the first load has settled (either way); False on timeout."""
+        return self._started.wait(timeout)
 
     def reload(self) -> ServedModel:
         """Load what the URI names now, warm it up, then swap it in; on error the old model stays."""
-        with self._reload_lock:  # concurrent reloads queue up; none sees a half-loaded model
-            model = ServedModel.prepare(self.source.load(self.uri))
-            self.current = model  # the one swap: a request holds the old model or the new one, whole
-            return model
+        return self._load_current("reload")
 
-    def model(self, version: str | None = None) -> ServedModel:
-        """The current model, or the named version (loaded on demand, then cached)."""
+    def _load_current(self, cause: LoadCause) -> ServedModel:
+        with self._reload_lock:  # concurrent reloads queue up; none sees a half-loaded model
+            started = time.perf_counter()
+            try:
+                model = ServedModel.prepare(self.source.load(self.uri), started)
+            except Exception as exc:
+                self._announce("failed", cause, error=describe(exc))
+                raise
+            self.current = model  # the one swap: a request holds the old model or the new one, whole
+        self._announce("loaded" if cause == "start" else "reloaded", cause, model)
+        return model
+
+    # -- versions by name ------------------------------------------------------------
+
+    def cached(self, version: str | None = None) -> ServedModel | None:
+        """The model to answer ``version`` if it is at hand (current or cached), else None: never loads."""
         current = self.current
         if current is None:
+            if self.state == "loading":
+                raise NotReady("the model is still loading; try again shortly")
             raise NotReady("no model is loaded; POST /reload-model once one is available")
         if version is None or version == current.version:
             return current
@@ -124,18 +180,28 @@ class ModelHolder:
             cached = self._cache.get(version)
             if cached is not None:
                 self._cache.move_to_end(version)
-                return cached
+            return cached
+
+    def model(self, version: str | None = None) -> ServedModel:
+        """The current model, or the named version (loaded on demand, then cached)."""
+        found = self.cached(version)
+        if found is not None:
+            return found
+        assert version is not None
         with self._load_lock:  # one load per version even when many requests ask for it at once
             with self._cache_lock:
-                cached = self._cache.get(version)
-            if cached is None:
-                cached = self._load_version(version)
+                loaded = self._cache.get(version)
+            if loaded is None:
+                loaded = self._load_version(version)
             with self._cache_lock:
-                self._cache[version] = cached
+                self._cache[version] = loaded
                 self._cache.move_to_end(version)
+                evicted = []
                 while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            return cached
+                    evicted.append(self._cache.popitem(last=False)[1])
+        for model in evicted:
+            self._announce("evicted", "request", model)
+        return loaded
 
     def cached_versions(self) -> list[str]:
         """Versions held in the LRU, least recently used first."""
@@ -153,24 +219,34 @@ class ModelHolder:
         """The version names clients can ask for."""
         return [version_label(entry.get("version"), entry.get("metadata") or {}) for entry in self.versions()]
 
-    def model_name(self, override: str | None = None) -> str:
-        """The name clients address: a registry's model name, else the run name, else the file's stem."""
-        if override:
-            return override
-        if self.scheme != FILE_SCHEME:
-            return registered_name(self.uri) or self.scheme
-        current = self.current
-        run_name = current.metadata.get("run_name") if current is not None else None
-        return str(run_name) if run_name else file_stem(self.uri)
-
     def _load_version(self, version: str) -> ServedModel:
         entries = self.versions()
         labels = [version_label(entry.get("version"), entry.get("metadata") or {}) for entry in entries]
         if version not in labels:
             raise UnknownVersion(f"unknown model_version {version!r}; available: {', '.join(labels) or '(none)'}")
         entry = entries[labels.index(version)]
-        uri = entry.get("uri") or (self.uri if self.scheme == FILE_SCHEME else version_uri(self.uri, version))
+        uri = entry.get("uri") or (self.uri if self.target.is_file else self.target.of_version(version))
+        started = time.perf_counter()
         try:
-            return ServedModel.prepare(self.source.load(uri), version)
+            model = ServedModel.prepare(self.source.load(uri), started, version)
         except Exception as exc:
+            self._announce("failed", "request", version=version, error=describe(exc))
             raise NotReady(f"model version {version} could not be loaded: {describe(exc)}") from None
+        self._announce("loaded", "request", model)
+        return model
+
+    def _announce(
+        self,
+        kind: Any,
+        cause: LoadCause,
+        model: ServedModel | None = None,
+        version: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        if model is None:
+            event = ModelEvent(kind, cause, self.model_name, version, error=error)
+        else:
+            event = ModelEvent(
+                kind, cause, self.model_name, model.version, model.input_dim, model.num_classes, model.load_seconds
+            )
+        self.events.model_event(event)

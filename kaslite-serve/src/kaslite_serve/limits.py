@@ -1,14 +1,19 @@
 """A cap on request body size: 413 before a large body is read, whether it declares its length or not."""
 
 from fastapi import HTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from kaslite_serve.errors import error_body
 
 
 class BodySizeLimit:
-    """ASGI middleware answering 413 to any body over ``max_bytes``."""
+    """ASGI middleware answering 413 to any body over ``max_bytes``.
+
+    The request still goes through routing, so the answer is the route's
+    (``{"error": ...}`` on ``/v2``) and whoever counts requests sees which
+    route refused it; only reading the body fails. A body that declares its
+    length fails on the first read, before any of it is read; one sent in
+    chunks fails as soon as it grows too large. FastAPI turns an
+    HTTPException raised while it reads a body into that response.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -20,15 +25,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await JSONResponse(error_body(scope["path"], self.message), status_code=413)(scope, receive, send)
-            return
         received = 0
 
         async def counted() -> Message:
-            # A chunked body has no Content-Length: count it as it arrives. FastAPI turns an
-            # HTTPException raised while it reads the body into that response.
             nonlocal received
+            if declared is not None and declared > self.max_bytes:
+                raise HTTPException(status_code=413, detail=self.message)
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:

@@ -56,7 +56,7 @@ class ModelsResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: str = Field(description='"ok" while a model is loaded, else "no_model"')
+    status: str = Field(description='"ok" with a model, "loading" until the first load ends, else "no_model"')
     model_loaded: bool
     model_version: str | None
 
@@ -67,6 +67,7 @@ class LiveResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     ready: bool
+    status: str = Field(description='"ready", "loading" (the first load is not done yet) or "no_model"')
     model_version: str | None
 
 

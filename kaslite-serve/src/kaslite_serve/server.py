@@ -4,9 +4,12 @@ import logging
 import socket
 
 from kaslite.errors import ConfigError
+from kaslite.hookspecs import ModelSourceSpec
+from kaslite.models import scheme_of
 from kaslite.plugins import get_model_source
+from kaslite_serve.errors import ModelUnavailable
+from kaslite_serve.holder import describe
 from kaslite_serve.settings import ServerSettings
-from kaslite_serve.uris import scheme_of
 
 
 def configure_logging(level: str) -> None:
@@ -35,11 +38,26 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_model_file(uri: str, source: ModelSourceSpec) -> None:
+    """A model file that cannot be read stops the command (exit 2) before the port opens.
+
+    A registry URI is not checked: an alias with no version behind it yet is
+    served once ``/reload-model`` finds one.
+    """
+    if scheme_of(uri) != "file":
+        return
+    try:
+        source.list_versions(uri)  # reads the file's header and metadata, as loading will
+    except Exception as exc:
+        raise ModelUnavailable(f"cannot serve --model {uri!r}: {describe(exc)}") from None
+
+
 def serve(settings: ServerSettings, log_level: str = "info") -> None:
-    """Bind, load the model, then serve until interrupted; start-up errors stop before any request."""
+    """Check the model, bind, then serve until interrupted; the app's lifespan loads the model."""
     configure_logging(log_level)
-    # The cheap checks first: a taken port or an unknown URI scheme fails before torch loads.
-    get_model_source(scheme_of(settings.model_uri))
+    # The cheap checks first: an unknown URI scheme, an unreadable file or a taken port fail at once.
+    source = get_model_source(scheme_of(settings.model_uri))
+    check_model_file(settings.model_uri, source)
     sock = listen(settings.host, settings.port)
 
     import torch
@@ -51,6 +69,7 @@ def serve(settings: ServerSettings, log_level: str = "info") -> None:
     # threads beyond this would only fight each other for the same cores.
     torch.set_num_threads(settings.torch_threads)
     app = create_app(settings)
+    # http and loop "auto": httptools and uvloop, which kaslite-serve depends on, where they install.
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -58,6 +77,8 @@ def serve(settings: ServerSettings, log_level: str = "info") -> None:
         workers=1,
         log_level=log_level,
         access_log=settings.access_log,
+        http="auto",
+        loop="auto",
     )
     # uvicorn logs the address only for sockets it binds itself; this one is ours.
     host, port = sock.getsockname()[:2]

@@ -8,7 +8,9 @@ final metric. Tags: ``kaslite.phase`` (and ``kaslite.phase<N>_start_epoch``),
 Artifacts: the run dir's config.yaml, history.csv, events.jsonl, metrics.json,
 the TensorBoard logs under ``tensorboard/``, and the model (see
 :mod:`kaslite_tracking.model_logging`). A sweep's trials (``run.labels`` with
-``sweep_id``) become children of one parent run per sweep.
+``sweep_id``) become children of one parent run per sweep, which stays
+RUNNING until the sweep ends (:func:`end_sweep_parent`): FINISHED, or FAILED
+when every trial failed.
 
 A store that cannot be reached, or fails mid-run, raises one
 :class:`~kaslite_tracking.store.StoreError`: the trainer reports it once and
@@ -59,6 +61,36 @@ def _epoch_metrics(values: dict[str, float], epoch: int) -> list[Any]:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def sweep_parents(client: Any, experiment_id: str, sweep_id: str) -> list[Any]:
+    """The parent runs of sweep ``sweep_id`` in the experiment, earliest first (normally one)."""
+    query = f"tags.`kaslite.sweep_id` = '{_quote(sweep_id)}' and tags.`kaslite.sweep_parent` = 'true'"
+    found = client.search_runs([experiment_id], query, max_results=50)
+    return sorted(found, key=lambda r: (r.info.start_time, r.info.run_id))
+
+
+# How a sweep's end (kaslite.hookspecs.SweepEnd.status) ends its parent run. An interrupted worker leaves it
+# RUNNING: workers elsewhere may still be running trials, and starting the sweep again continues it.
+SWEEP_STATUS = {"finished": "FINISHED", "failed": "FAILED"}
+
+
+def end_sweep_parent(sweep: Any) -> None:
+    """End the parent run of a sweep whose trials logged to MLflow (the ``kaslite_sweep_end`` hook)."""
+    from mlflow import MlflowClient
+
+    if "mlflow" not in sweep.trackers or sweep.status not in SWEEP_STATUS:
+        return
+    options: MlflowOptions = sweep.tracker_options.get("mlflow") or MlflowOptions()
+    tracking_uri = resolve_tracking_uri(options.tracking_uri)
+    with mlflow_env(), store_errors(tracking_uri):
+        check_store(tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        experiment = client.get_experiment_by_name(options.experiment)
+        if experiment is None:
+            return  # no trial got as far as logging
+        for parent in sweep_parents(client, str(experiment.experiment_id), sweep.sweep_id):
+            client.set_terminated(parent.info.run_id, SWEEP_STATUS[sweep.status])
 
 
 class MlflowTracker(Tracker):
@@ -154,20 +186,17 @@ class MlflowTracker(Tracker):
         return str(experiment.experiment_id)
 
     def _sweep_parent(self, sweep_id: str) -> str:
-        """The sweep's parent run, created by whichever trial comes first."""
-        query = f"tags.`kaslite.sweep_id` = '{_quote(sweep_id)}' and tags.`kaslite.sweep_parent` = 'true'"
-
-        def parents() -> list[Any]:
-            found = self.client.search_runs([self.experiment_id], query, max_results=50)
-            return sorted(found, key=lambda r: (r.info.start_time, r.info.run_id))
-
-        existing = parents()
+        """The sweep's parent run, created by whichever trial comes first, RUNNING while trials run."""
+        existing = sweep_parents(self.client, str(self.experiment_id), sweep_id)
         if existing:
-            return str(existing[0].info.run_id)
+            parent = existing[0]
+            if parent.info.status != "RUNNING":  # an interrupted sweep, started again
+                self.client.update_run(parent.info.run_id, status="RUNNING")
+            return str(parent.info.run_id)
         tags = {"kaslite.sweep_id": sweep_id, "kaslite.sweep_parent": "true"}
         created = self.client.create_run(self.experiment_id, run_name=f"sweep-{sweep_id}", tags=tags)
         # Trials that started together may each have made one: all keep the earliest.
-        winner = parents()[0].info.run_id
+        winner = sweep_parents(self.client, str(self.experiment_id), sweep_id)[0].info.run_id
         if winner != created.info.run_id:
             self.client.delete_run(created.info.run_id)
         return str(winner)
@@ -293,9 +322,7 @@ class MlflowTracker(Tracker):
                 self._register(summary.metrics)
         self._flush()
         with self._store():
-            self.client.set_terminated(self.run_id, "FINISHED")
-            if self.parent_run_id is not None:
-                self.client.set_terminated(self.parent_run_id, "FINISHED")  # the sweep's latest trial end
+            self.client.set_terminated(self.run_id, "FINISHED")  # a sweep's parent ends with the sweep
             self._ended = True
 
     def _log_files(self, run_dir: Path, metrics: dict[str, Any]) -> None:

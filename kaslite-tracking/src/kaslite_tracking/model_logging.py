@@ -1,4 +1,8 @@
-"""Log a kaslite model file to an MLflow run as a pyfunc model (code + ``model.pt``, no pickle)."""
+"""Log a kaslite model file to an MLflow run as a pyfunc model (code + ``model.pt``, no pickle).
+
+``mlflow.pyfunc.log_model`` logs it, as "models from code": MLflow runs
+:mod:`kaslite_tracking.pyfunc_model` to load it, and nothing is pickled.
+"""
 
 from pathlib import Path
 from typing import Any
@@ -22,32 +26,33 @@ def log_kaslite_model(
     client: Any, tracking_uri: str, experiment_id: str, run_id: str, model_path: Path, example: Any
 ) -> Any:
     """Log ``model_path`` to ``run_id`` with a signature and ``example`` rows; returns MLflow's ModelInfo."""
-    import mlflow
+    import mlflow.pyfunc
     import numpy as np
     import torch
-    from mlflow.models import Model, infer_signature
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models import infer_signature
 
     from kaslite.models import load_model
-    from kaslite_tracking.store import mlflow_env
+    from kaslite_tracking.store import fluent_tracking_uri
 
     example = np.asarray(example, dtype=np.float32)
     net = load_model(model_path)
     with torch.no_grad():
         predictions = net(torch.from_numpy(example.copy())).argmax(dim=1).numpy()
     signature = infer_signature(example, predictions)
-    # Creating the logged model here ties it to the run's experiment, whatever
-    # experiment MLflow's fluent API happens to have active in this process.
+    # Created here, with the client: the logged model belongs to the run's experiment and names the run as its
+    # source, whatever run or experiment MLflow's fluent API happens to have active in this process.
     logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, model_type="kaslite")
-    with mlflow_env(tracking_uri):
-        return Model.log(
-            artifact_path=None,
+    with fluent_tracking_uri(tracking_uri):
+        info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
-            flavor=mlflow.pyfunc,
-            run_id=run_id,
-            model_id=logged.model_id,
             python_model=str(PYFUNC_CODE),
             artifacts={"model": str(model_path)},
             signature=signature,
             input_example=example,
             pip_requirements=pip_requirements(),
+            model_id=logged.model_id,
         )
+    # The run lists the model among its outputs (what log_model does for the run it finds active).
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    return info

@@ -7,39 +7,26 @@ unpickled.
 """
 
 import contextlib
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from kaslite.errors import ConfigError
+from kaslite.models import ModelUri, parse_model_uri
 from kaslite_tracking.store import check_store, mlflow_env, resolve_tracking_uri, store_errors
 
 MODEL_FILE = Path("artifacts") / "model.pt"  # where the pyfunc model keeps kaslite's file
-_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+|latest))?/?$")
 
 
-@attrs.frozen
-class ModelsUri:
-    """A parsed ``models:/`` URI: a name and at most one of alias and version."""
-
-    name: str
-    alias: str | None = None
-    version: str | None = None
-
-
-def parse_models_uri(uri: str) -> ModelsUri:
+def parse_models_uri(uri: str) -> ModelUri:
     """``models:/NAME@ALIAS``, ``models:/NAME/N``, ``models:/NAME/latest`` or (for listing) ``models:/NAME``."""
-    match = _URI.match(uri.strip())
-    if match is None:
-        raise ConfigError(
-            f"invalid model URI {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION "
-            "(e.g. models:/kaslite@production)"
-        )
-    return ModelsUri(match["name"], match["alias"], match["version"])
+    target = parse_model_uri(uri)
+    version = target.version
+    # Registry versions are numbers; "latest" is MLflow's name for the newest.
+    if target.scheme != "models" or target.name is None or (version not in (None, "latest") and not version.isdigit()):
+        raise ModelUri(uri, "models").invalid()
+    return target
 
 
 @contextlib.contextmanager
@@ -55,18 +42,17 @@ def _registry(name: str) -> Iterator[Any]:
         yield Registry(client, name, tracking_uri)
 
 
-def _resolve(registry: Any, target: ModelsUri) -> Any:
+def _resolve(registry: Any, name: str, target: ModelUri) -> Any:
     if target.alias is not None:
         return registry.require_holder(target.alias)
     if target.version is None:
         raise ConfigError(
-            f"model URI models:/{target.name} names no version: add @ALIAS or /VERSION "
-            f"(e.g. models:/{target.name}@production)"
+            f"model URI models:/{name} names no version: add @ALIAS or /VERSION (e.g. models:/{name}@production)"
         )
     if target.version == "latest":
         versions = registry.versions()
         if not versions:
-            raise ConfigError(f"model {target.name!r} has no versions")
+            raise ConfigError(f"model {name!r} has no versions")
         return versions[-1]
     return registry.get(target.version)
 
@@ -78,8 +64,9 @@ def load_registered(uri: str) -> Any:
     from kaslite.models import LoadedModel, load_model
 
     target = parse_models_uri(uri)
-    with _registry(target.name) as registry:
-        info = _resolve(registry, target)
+    name = str(target.name)
+    with _registry(name) as registry:
+        info = _resolve(registry, name, target)
         with tempfile.TemporaryDirectory(prefix="kaslite-model-") as tmp:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=info.uri,
@@ -91,12 +78,12 @@ def load_registered(uri: str) -> Any:
             if not path.is_file():
                 raise ConfigError(f"{info.uri} is not a kaslite model (it has no {MODEL_FILE})")
             net = load_model(path)
-    metadata = {**net.metadata, "registered_model": info.name, "registry": info.as_dict()}
+    metadata = {**getattr(net, "metadata", {}), "registered_model": info.name, "registry": info.as_dict()}
     return LoadedModel(net=net, metadata=metadata, uri=uri, version=info.version)
 
 
 def list_registered(uri: str) -> list[dict[str, Any]]:
     """Every version of the model a ``models:/`` URI names: version, aliases, val_acc, run_id, created, uri."""
     target = parse_models_uri(uri)
-    with _registry(target.name) as registry:
+    with _registry(str(target.name)) as registry:
         return [info.as_dict() for info in registry.versions()]

@@ -1,4 +1,5 @@
-"""The ``tracking`` plugin: the mlflow and tensorboard trackers, ``kaslite registry``, the ``models`` source.
+"""The ``tracking`` plugin: the mlflow and tensorboard trackers, ``kaslite registry``, the ``models`` source,
+and the end of a sweep's MLflow parent run.
 
 Loaded through the ``kaslite`` entry point like any third-party plugin, on
 every ``kaslite`` command: it imports neither mlflow, tensorboard nor torch,
@@ -64,6 +65,13 @@ def kaslite_model_sources() -> list[ModelSourceSpec]:
             "models", load_registered, list_registered, "MLflow registry: models:/NAME@ALIAS or models:/NAME/VERSION"
         )
     ]
+
+
+@kaslite.hookimpl
+def kaslite_sweep_end(sweep: Any) -> None:
+    from kaslite_tracking.mlflow_tracker import end_sweep_parent
+
+    end_sweep_parent(sweep)
 
 
 @kaslite.hookimpl

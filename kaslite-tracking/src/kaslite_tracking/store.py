@@ -83,34 +83,52 @@ def check_store(uri: str, must_exist: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def mlflow_env(tracking_uri: str | None = None) -> Iterator[None]:
-    """Bounded HTTP waits, no progress bars and no INFO chatter from MLflow, for the duration.
+def mlflow_env() -> Iterator[None]:
+    """Bounded HTTP waits, no progress bars and no INFO chatter from MLflow, for the duration."""
+    import mlflow  # noqa: F401  (first: importing it configures its loggers, which would undo the level below)
 
-    With ``tracking_uri``, MLflow's process-wide tracking URI is set too (a few
-    MLflow functions, ``Model.log`` among them, read nothing else); everything
-    is restored on exit, ``MLFLOW_TRACKING_URI`` included.
-    """
-    import mlflow  # first: importing it configures its loggers, which is undone below otherwise
-
-    saved = {key: os.environ.get(key) for key in (*BOUNDED_WAITS, TRACKING_URI_ENV)}
+    saved = {key: os.environ.get(key) for key in BOUNDED_WAITS}
     for key, value in BOUNDED_WAITS.items():
         os.environ.setdefault(key, value)
     mlflow_logger = logging.getLogger("mlflow")
     level = mlflow_logger.level
     mlflow_logger.setLevel(max(level, logging.WARNING))
     try:
-        if tracking_uri is None:
-            yield
-        else:
-            with mlflow.tracking._tracking_service.utils._use_tracking_uri(tracking_uri):
-                yield
+        yield
     finally:
         mlflow_logger.setLevel(level)
-        for key, before in saved.items():
-            if before is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = before
+        _restore(saved)
+
+
+@contextlib.contextmanager
+def fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` for the duration, then put back.
+
+    ``mlflow.pyfunc.log_model`` (MLflow's fluent API) reads no other. A URI
+    someone set with ``mlflow.set_tracking_uri`` is set again afterwards; one
+    that came from ``MLFLOW_TRACKING_URI`` (which ``set_tracking_uri`` also
+    writes) or from MLflow's default is left to them again.
+    """
+    import mlflow
+
+    environment = os.environ.get(TRACKING_URI_ENV)
+    pinned = mlflow.is_tracking_uri_set() and mlflow.get_tracking_uri() != environment  # type: ignore[no-untyped-call]
+    previous = mlflow.get_tracking_uri() if pinned else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        # None unsets it, as MLflow itself does when it puts a URI back.
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
+        _restore({TRACKING_URI_ENV: environment})
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, before in saved.items():
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def _is_connection_failure(exc: BaseException) -> bool:

@@ -2,8 +2,9 @@
 
 Scalars ``train/loss``, ``validation/loss``, ``validation/accuracy``,
 ``validation/best_acc`` and ``seed/<id>/alpha`` per epoch; text
-``phase/transitions`` and ``seed/<id>/events``. Files are flushed every epoch,
-so TensorBoard follows a run live and a killed run keeps what it logged.
+``phase/transitions`` and ``seed/<id>/events`` (``SummaryWriter.add_text``
+files them as ``<tag>/text_summary``). Files are flushed every epoch, so
+TensorBoard follows a run live and a killed run keeps what it logged.
 """
 
 from pathlib import Path
@@ -13,17 +14,6 @@ from kaslite.train.events import EpochRecord, PhaseChange, RunContext, RunSummar
 from kaslite.train.tracker import Tracker
 
 PHASE_NAMES = {1: "warm-up", 2: "adaptation"}
-
-
-def text_summary(tag: str, text: str) -> Any:
-    """A text-plugin summary under exactly ``tag`` (``SummaryWriter.add_text`` appends ``/text_summary``)."""
-    from tensorboard.compat.proto.summary_pb2 import Summary  # type: ignore[import-untyped]
-    from tensorboard.plugins.text.metadata import create_summary_metadata  # type: ignore[import-untyped]
-    from tensorboard.util.tensor_util import make_tensor_proto  # type: ignore[import-untyped]
-
-    metadata = create_summary_metadata(display_name=tag, description="")
-    value = Summary.Value(tag=tag, metadata=metadata, tensor=make_tensor_proto(text))
-    return Summary(value=[value])
 
 
 def log_dir(run: RunContext) -> Path:
@@ -46,7 +36,7 @@ class TensorBoardTracker(Tracker):
         self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
 
     def _text(self, tag: str, text: str, step: int) -> None:
-        self.writer._get_file_writer().add_summary(text_summary(tag, text), step)
+        self.writer.add_text(tag, text, step)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         scalars = {

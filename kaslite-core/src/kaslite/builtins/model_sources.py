@@ -1,15 +1,13 @@
 """Builtin model source: ``file`` (a path or ``file://`` URI to a model file)."""
 
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from kaslite.hookspecs import ModelSourceSpec, hookimpl
+from kaslite.models.uri import parse_model_uri
 
 
-def _path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    return Path(parsed.path) if parsed.scheme == "file" else Path(uri)
+def _path(uri: str) -> str:
+    return parse_model_uri(uri).path or uri
 
 
 def load_file(uri: str) -> Any:
@@ -24,7 +22,7 @@ def list_file_versions(uri: str) -> list[dict[str, Any]]:
 
     path = _path(uri)
     payload = read_model_file(path)
-    return [{"uri": uri, "version": None, "path": str(path), "metadata": payload.get("metadata", {})}]
+    return [{"uri": uri, "version": None, "path": path, "metadata": payload.get("metadata", {})}]
 
 
 @hookimpl

@@ -8,6 +8,7 @@ study lives in a journal file inside the sweep's own directory.
 """
 
 import datetime
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import attrs
 
 from kaslite.errors import KasliteError
+from kaslite.hookspecs import SweepEnd
 from kaslite.sweep.grid import slot_count
 from kaslite.sweep.progress import SweepProgress
 from kaslite.sweep.spec import SweepSpec
@@ -94,7 +96,13 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan) -> SweepResult:
     target = plan.storage if plan.storage is not None else str(planned / JOURNAL)
     mark = fingerprint(spec, plan.base_layers)
     study, info = open_study(
-        open_storage(target), name, spec, mark, f"{name}-{plan.stamp}", str(planned), redact(target)
+        open_storage(target, plan.heartbeat_s, plan.grace_s),
+        name,
+        spec,
+        mark,
+        f"{name}-{plan.stamp}",
+        str(planned),
+        redact(target),
     )
     # A worker joining without --output-dir writes beside the first one's files when it shares the machine.
     sweep_dir = planned if info.created or plan.output_dir is not None else Path(info.folder)
@@ -135,6 +143,7 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan) -> SweepResult:
         progress.close()
         about = {"sweep_id": info.sweep_id, "study": name, "sweep_file": spec.source}
         write_summary(sweep_dir, spec, final, about)
+        announce_end(sweep_end(job, name, final))
     print(closing_line(final, spec, sweep_dir), flush=True)
     failed = [code for code in exit_codes if code != 0]
     if failed:
@@ -143,6 +152,36 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan) -> SweepResult:
             f"{', '.join(map(str, failed))}); their messages are above"
         )
     return SweepResult(sweep_dir, final)
+
+
+def sweep_end(job: WorkerJob, study: str, rows: list[TrialRow]) -> SweepEnd:
+    """How the sweep stands as this process stops: finished, failed (every trial), or interrupted."""
+    from kaslite.resolve import tracker_options
+
+    slots: dict[str, int] = {}
+    for row in rows:
+        slots[row.status] = slots.get(row.status, 0) + 1
+    if not all(row.finished for row in rows):
+        status = "interrupted"
+    elif rows and all(row.status == "failed" for row in rows):
+        status = "failed"
+    else:
+        status = "finished"
+    options = tracker_options(job.trackers, job.tracker_settings)
+    return SweepEnd(job.sweep_id, study, status, slots, job.trackers, options, str(job.output_dir))
+
+
+def announce_end(end: SweepEnd) -> None:
+    """Call every plugin's ``kaslite_sweep_end``; one that raises is named on stderr and the rest still run."""
+    from kaslite.plugins import get_plugin_manager
+
+    for impl in get_plugin_manager().hook.kaslite_sweep_end.get_hookimpls():
+        try:
+            impl.function(sweep=end)
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+            print(f"kaslite sweep: plugin {impl.plugin_name!r} failed in kaslite_sweep_end: {reason}", file=sys.stderr)
 
 
 def _run_processes(job: WorkerJob, jobs: int, refresh: Callable[[], None]) -> list[int]:

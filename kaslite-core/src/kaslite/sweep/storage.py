@@ -6,11 +6,12 @@ one worker only: its single database lock makes concurrent writers deadlock.
 Optuna is imported here, inside functions, so ``kaslite --help`` never pays for it.
 """
 
+import math
 import re
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kaslite.errors import ConfigError
 
@@ -71,8 +72,27 @@ def with_driver(url: str) -> str:
     return url
 
 
-def open_storage(target: str, attempts: int = 3) -> "BaseStorage":
-    """An Optuna storage for a database URL or a journal file path."""
+def retry_callback(max_attempts: int) -> Any:
+    """Optuna's callback that queues a trial whose worker stopped again, while it has attempts left.
+
+    It copies the trial's values, attributes and grid point, and records the
+    trials it retries (``RetryHeartbeatStaleTrialCallback.retry_history``).
+    """
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    return RetryHeartbeatStaleTrialCallback(max_retry=max_attempts - 1)
+
+
+def open_storage(
+    target: str, heartbeat_s: float = 10.0, grace_s: float = 60.0, max_attempts: int = 3, attempts: int = 3
+) -> "BaseStorage":
+    """An Optuna storage for a database URL or a journal file path.
+
+    A database storage gets Optuna's heartbeat: ``heartbeat_s`` and
+    ``grace_s`` (whole seconds for Optuna, at least one) and a callback that
+    queues a stale trial again while it has ``max_attempts`` left. A journal
+    file has no heartbeat in Optuna; the sweep's worker keeps one for it.
+    """
     optuna = require_optuna()
     if not is_url(target):
         from optuna.storages.journal import JournalFileBackend
@@ -84,8 +104,15 @@ def open_storage(target: str, attempts: int = 3) -> "BaseStorage":
     url = with_driver(target)
     for attempt in range(1, attempts + 1):
         try:
-            # pool_pre_ping: a worker that trained for an hour finds its pooled connection still usable.
-            database: BaseStorage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            interval = max(1, math.ceil(heartbeat_s))
+            database: BaseStorage = optuna.storages.RDBStorage(
+                url,
+                # pool_pre_ping: a worker that trained for an hour finds its pooled connection still usable.
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=interval,
+                grace_period=max(interval + 1, math.ceil(grace_s)),
+                heartbeat_stale_trial_callback=retry_callback(max_attempts),
+            )
             return database
         except ImportError as exc:
             hint = " pip install 'kaslite-core[postgres]'" if url.startswith("postgres") else ""

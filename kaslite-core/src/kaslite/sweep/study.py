@@ -25,6 +25,7 @@ from kaslite.sweep.spec import SweepSpec
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
 # Study attributes.
 FINGERPRINT = "kaslite.fingerprint"
@@ -33,7 +34,6 @@ FOLDER = "kaslite.folder"
 READY = "kaslite.ready"
 # Trial attributes.
 SLOT = "kaslite.slot"
-ATTEMPT = "kaslite.attempt"
 HEARTBEAT = "kaslite.heartbeat"
 RUN_SLUG = "kaslite.run_slug"
 METRICS = "kaslite.metrics"
@@ -78,11 +78,18 @@ def queue_slots(study: "optuna.Study", spec: SweepSpec) -> int:
     if spec.method == "grid":
         points = grid_points(spec)
         for slot, point in enumerate(points):
-            study.enqueue_trial(dict(point), user_attrs={SLOT: slot, ATTEMPT: 1})
+            study.enqueue_trial(dict(point), user_attrs={SLOT: slot})
         return len(points)
     for slot in range(spec.trials):
-        study.enqueue_trial({}, user_attrs={SLOT: slot, ATTEMPT: 1})
+        study.enqueue_trial({}, user_attrs={SLOT: slot})
     return spec.trials
+
+
+def attempt(trial: "FrozenTrial") -> int:
+    """Which attempt at its slot ``trial`` is: 1, or one more than the stale trials Optuna queued it for."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    return len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) + 1
 
 
 def open_study(

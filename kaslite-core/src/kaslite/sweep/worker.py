@@ -1,13 +1,21 @@
 """A sweep worker: take a queued trial, train it, record the outcome, repeat until no slot is left.
 
 Any number of workers, in this process, in child processes or on other
-machines, share one study. A running trial writes a heartbeat counter into its
-attributes; a worker that sees a counter stand still for the grace period
-(judged on its own clock, so machines' clocks need not agree) fails that trial
-and queues it again, up to ``max_attempts`` in all. Optuna's own heartbeat is
-not used: it exists only for database storages and only inside
-``Study.optimize``, while a sweep also runs on journal files and takes trials
-one at a time.
+machines, share one study. A trial whose worker stops (killed, lost its
+machine) is found by its silent heartbeat, failed, and queued again by Optuna's
+``RetryHeartbeatStaleTrialCallback``, up to ``max_attempts`` in all.
+
+* A database storage (PostgreSQL, MySQL, SQLite) has Optuna's own heartbeat:
+  the storage is opened with ``heartbeat_interval`` and ``grace_period``, the
+  running trial's worker records its beats with ``storage.record_heartbeat``
+  and every worker calls ``optuna.storages.fail_stale_trials``. (Optuna's
+  thread that beats for a trial exists only inside ``Study.optimize``; the
+  sweep takes its trials one at a time with ask and tell, so it beats itself.)
+* A journal file has none: Optuna's heartbeat is for database storages only.
+  There a running trial writes a heartbeat counter into its attributes, and a
+  worker that sees a counter stand still for the grace period (judged on its
+  own clock, so machines' clocks need not agree) fails it and hands it to the
+  same callback.
 """
 
 import math
@@ -25,9 +33,10 @@ import attrs
 
 from kaslite.errors import ConfigError, KasliteError
 from kaslite.sweep.bayes import make_sampler, suggest
-from kaslite.sweep.grid import grid_points, run_slug
+from kaslite.sweep.grid import run_slug
 from kaslite.sweep.spec import SweepSpec
-from kaslite.sweep.study import ATTEMPT, ERROR, HEARTBEAT, METRICS, RUN_SLUG, SLOT, SURPLUS, WALL_TIME, WORKER
+from kaslite.sweep.storage import is_url, retry_callback
+from kaslite.sweep.study import ERROR, HEARTBEAT, METRICS, RUN_SLUG, SLOT, SURPLUS, WALL_TIME, WORKER
 
 if TYPE_CHECKING:
     import optuna
@@ -52,6 +61,11 @@ class WorkerJob:
     max_attempts: int = 3
     poll_s: float = 0.5
 
+    @property
+    def optuna_heartbeat(self) -> bool:
+        """Whether the storage is a database, which has Optuna's heartbeat (a journal file has not)."""
+        return is_url(self.storage)
+
 
 @attrs.frozen
 class Outcome:
@@ -64,11 +78,18 @@ class Outcome:
 
 
 class Heartbeat:
-    """Bumps the trial's heartbeat counter every ``interval_s`` seconds while the trial runs."""
+    """Beats for a running trial every ``interval_s`` seconds until the trial ends.
 
-    def __init__(self, trial: "optuna.Trial", interval_s: float) -> None:
+    With Optuna's heartbeat (a database storage) each beat is
+    ``storage.record_heartbeat``; on a journal file it bumps the trial's
+    heartbeat counter attribute.
+    """
+
+    def __init__(self, study: "optuna.Study", trial: "optuna.Trial", interval_s: float, optuna_heartbeat: bool) -> None:
+        self.study = study
         self.trial = trial
         self.interval_s = interval_s
+        self.optuna_heartbeat = optuna_heartbeat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="kaslite-sweep-heartbeat", daemon=True)
 
@@ -79,7 +100,7 @@ class Heartbeat:
         while True:
             count += 1
             try:
-                self.trial.set_user_attr(HEARTBEAT, count)
+                self._record(count)
             except UpdateFinishedTrialError:
                 return  # another worker gave up on this trial; nothing left to keep alive
             except Exception:  # a storage hiccup: the next beat tries again, and the grace period allows for it
@@ -87,7 +108,16 @@ class Heartbeat:
             if self._stop.wait(self.interval_s):
                 return
 
+    def _recorder(self) -> Callable[[int], None]:
+        if not self.optuna_heartbeat:
+            return lambda count: self.trial.set_user_attr(HEARTBEAT, count)
+        storage = self.trial.storage
+        study_id = storage.get_study_id_from_name(self.study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.trial.number)
+        return lambda count: storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
     def __enter__(self) -> "Heartbeat":
+        self._record = self._recorder()  # here, so a storage that cannot say the trial's id fails the trial at once
         self._thread.start()
         return self
 
@@ -97,7 +127,7 @@ class Heartbeat:
 
 
 class StaleWatch:
-    """Finds running trials whose heartbeat has not moved for ``grace_s`` seconds of this worker's clock."""
+    """On a journal file: running trials whose heartbeat counter has not moved for ``grace_s`` of our clock."""
 
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
@@ -129,14 +159,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def retry_params(trial: "FrozenTrial", spec: SweepSpec) -> dict[str, Any]:
-    """The values a retried trial runs with: its grid point, or the Bayesian values it had been given."""
-    if spec.method == "grid":
-        return dict(grid_points(spec)[int(trial.user_attrs[SLOT])])
-    return dict(trial.params) if set(trial.params) == set(spec.parameters) else {}
-
-
-def give_back(study: "optuna.Study", trial: "FrozenTrial", spec: SweepSpec, max_attempts: int) -> bool:
+def give_back(study: "optuna.Study", trial: "FrozenTrial", max_attempts: int) -> bool:
     """Fail a trial whose worker stopped and queue its slot again; False if another worker got there first.
 
     Only the worker whose state change succeeds queues the retry, so a slot is
@@ -149,10 +172,7 @@ def give_back(study: "optuna.Study", trial: "FrozenTrial", spec: SweepSpec, max_
         study.tell(trial.number, state=TrialState.FAIL)
     except (ValueError, UpdateFinishedTrialError):
         return False
-    attempt = int(trial.user_attrs.get(ATTEMPT, 1))
-    if attempt < max_attempts:
-        attributes = {SLOT: trial.user_attrs[SLOT], ATTEMPT: attempt + 1}
-        study.enqueue_trial(retry_params(trial, spec), user_attrs=attributes)
+    retry_callback(max_attempts)(study, trial)  # keeps its grid point, its values and its attributes
     return True
 
 
@@ -228,11 +248,11 @@ def run_trial(study: "optuna.Study", trial: "optuna.Trial", job: WorkerJob) -> N
     started = time.perf_counter()
     trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
     try:
-        with Heartbeat(trial, job.heartbeat_s):
+        with Heartbeat(study, trial, job.heartbeat_s, job.optuna_heartbeat):
             outcome = train_trial(trial, job)
     except KeyboardInterrupt:
         # Interrupted, not failed: the slot goes back to the queue for the next worker.
-        give_back(study, study.trials[trial.number], job.spec, job.max_attempts)
+        give_back(study, study.trials[trial.number], job.max_attempts)
         raise
     try:
         trial.set_user_attr(WALL_TIME, round(time.perf_counter() - started, 3))
@@ -257,6 +277,7 @@ def work(job: WorkerJob, study: "optuna.Study | None" = None, on_progress: Calla
 
     ``on_progress`` is called after each trial and while waiting on other workers' trials.
     """
+    from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
     from kaslite.sweep.storage import open_storage, require_optuna
@@ -268,13 +289,18 @@ def work(job: WorkerJob, study: "optuna.Study | None" = None, on_progress: Calla
 
         torch.set_num_threads(job.threads)
     if study is None:
-        study = load_existing(open_storage(job.storage), job.study_name, job.spec)
+        storage = open_storage(job.storage, job.heartbeat_s, job.grace_s, job.max_attempts)
+        study = load_existing(storage, job.study_name, job.spec)
     watch = StaleWatch(job.grace_s)
     ran = 0
     while True:
-        trials = study.get_trials(deepcopy=False)
-        for stale in watch.stale(trials, time.monotonic()):
-            give_back(study, stale, job.spec, job.max_attempts)
+        if job.optuna_heartbeat:
+            fail_stale_trials(study)  # and the storage's callback queues them again
+            trials = study.get_trials(deepcopy=False)
+        else:
+            trials = study.get_trials(deepcopy=False)
+            for stale in watch.stale(trials, time.monotonic()):
+                give_back(study, stale, job.max_attempts)
         ours = [t for t in trials if SLOT in t.user_attrs and not t.user_attrs.get(SURPLUS)]
         if any(t.state == TrialState.WAITING for t in ours):
             trial = study.ask()
