@@ -37,6 +37,17 @@ class UnknownNameError(KasliteError, LookupError):
         return str(self.args[0])
 
 
+class RunStopped(KasliteError):
+    """A run stopped before its end (a failing plugin, Ctrl-C); its checkpoint is kept for ``--resume``.
+
+    ``exit_code`` is what the command line exits with: 1 on an error, 130 when interrupted.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class PluginError(KasliteError):
     """A plugin failed to load or registered something that collides."""
 

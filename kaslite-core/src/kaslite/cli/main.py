@@ -86,7 +86,7 @@ class KasliteGroup(click.Group):
         except KasliteError as exc:
             if exc.__cause__ is not None and (env_flag(DEBUG_ENV) or env_flag(STRICT_ENV)):
                 traceback.print_exception(exc.__cause__, file=sys.stderr)
-            fail(str(exc), 1)
+            fail(str(exc), getattr(exc, "exit_code", 1))
         # In non-standalone mode click returns the exit code of --help/--version.
         sys.exit(result if isinstance(result, int) else 0)
 

@@ -252,6 +252,16 @@ def data_and_plugin_options() -> list[click.Option]:
     ]
 
 
+def build_layers_for_resume(config_file: Path | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The settings given beside ``--resume`` as one config layer (the runner refuses what may not change)."""
+    from kaslite.config import deep_merge
+
+    merged: dict[str, Any] = {}
+    for layer in experiment_layers(config_file, given):
+        merged = deep_merge(merged, layer)
+    return merged
+
+
 def validated_run(config_file: Path | None, given: dict[str, Any], flags: dict[str, str]) -> Any:
     """The run's config with every plugin parameter resolved, checked without importing torch."""
     from kaslite.resolve import resolve_params
@@ -281,7 +291,11 @@ def make_run_command() -> click.Command:
         if resume is not None:
             from kaslite.train.runner import resume_experiment
 
-            resume_experiment(resume, tracker or None, no_tracker, quiet, settings)
+            overrides = build_layers_for_resume(config_file, given)
+            if resume_experiment(resume, tracker or None, no_tracker, quiet, settings, overrides) is None:
+                click.echo(
+                    f"{resume} already finished all its epochs; nothing to do (ask for more with --adaptation-epochs N)"
+                )
             return
         config = validated_run(config_file, given, flags)
         names = tracker_names(tracker or None, no_tracker)

@@ -247,7 +247,7 @@ class SentinelSeed(nn.Module):
     def observe(self) -> None:
         """Learn from the last training batch forward saw: the reservoir, and (one batch in
         ``health_every``) the health signal and drift. The growth driver calls it after each step."""
-        x, change = self._seen, self._seen_out
+        x, change, is_change = self._seen, self._seen_out, self._seen_is_change
         if x is None:
             return
         self._keep(None)
@@ -269,7 +269,7 @@ class SentinelSeed(nn.Module):
         self.health_var.lerp_(var, weight)
         self.health_batches += 1
         if change is not None:
-            change = change.detach() if self._seen_is_change else change.detach() - x
+            change = change.detach() if is_change else change.detach() - x
             moved = change.flatten(1).float().norm(dim=1)
             self.drift = float((moved / x.flatten(1).float().norm(dim=1).clamp_min(1e-12)).mean())
 

@@ -175,9 +175,15 @@ def make_batches(source: DataSource | None, config: Any, device: torch.device) -
             raise ConfigError("y_train holds floats; class labels must be integers (torch.long)")
         num_classes = 1 + int(max(y_train.max(), y_val.max()))
         return TensorBatches(SplitData(x_train, y_train, x_val, y_val, num_classes), train.batch_size, train.seed)
-    if isinstance(source, tuple) and len(source) == 2:
+    if isinstance(source, tuple) and len(source) == 2 and not any(isinstance(t, torch.Tensor) for t in source):
         return LoaderBatches(source[0], source[1], device)
     raise ConfigError(
         f"data must be a dataset name, SplitData, (x_train, y_train, x_val, y_val) tensors or "
-        f"(train_loader, val_loader); got {type(source).__name__}"
+        f"(train_loader, val_loader); got {_describe(source)}"
     )
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, tuple):
+        return f"a tuple of {len(source)}: " + ", ".join(type(item).__name__ for item in source)
+    return type(source).__name__

@@ -1,12 +1,12 @@
 """Run an experiment end to end: validate, pick the run dir, build trackers, train, or resume."""
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kaslite.config import ExperimentConfig, load_yaml, save_yaml
-from kaslite.errors import ConfigError
+from kaslite.config import ExperimentConfig, config_to_dict, deep_merge, flatten, load_yaml, save_yaml
+from kaslite.errors import ConfigError, KasliteError, RunStopped
 from kaslite.plugins import TRACKER, get_plugin_manager
 from kaslite.resolve import resolve_params, tracker_names, tracker_options
 from kaslite.structure import structure
@@ -15,6 +15,8 @@ from kaslite.train.tracker import Tracker
 from kaslite.train.trainer import CHECKPOINT, Trainer, resolve_device
 
 CONFIG_FILE = "config.yaml"
+# What a resumed run may change: its length, its policy's settings (trackers are chosen apart).
+RESUMABLE = ("train.adaptation_epochs", "controller.")
 
 
 def default_run_name(config: ExperimentConfig) -> str:
@@ -100,7 +102,48 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / CONFIG_FILE)
     context = _context(config, run_dir, run_dir.name, quiet, options, labels)
-    return Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context).run()
+    return _train(Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context))
+
+
+def _train(trainer: Trainer, resume: bool = False) -> RunSummary:
+    """Run ``trainer``; a failure mid-run becomes one line that says how to resume."""
+    try:
+        return trainer.run(resume=resume)
+    except (KasliteError, KeyboardInterrupt) as exc:
+        if trainer.run_dir is None or isinstance(exc, ConfigError):
+            raise
+        kept = f"epoch {trainer.saved_epoch}" if trainer.saved_epoch else "no epoch yet"
+        where = f"the run is kept in {trainer.run_dir} (checkpoint: {kept})"
+        command = f"kaslite run --resume {trainer.run_dir}"
+        if isinstance(exc, KeyboardInterrupt):
+            raise RunStopped(
+                f"interrupted at epoch {trainer.epoch_under_way}; {where}; continue with {command}", 130
+            ) from exc
+        raise RunStopped(f"{exc}; {where}; once it is fixed, continue with {command}") from exc
+
+
+def resume_overrides(saved: ExperimentConfig, layer: Mapping[str, Any]) -> ExperimentConfig:
+    """``saved`` with ``layer`` laid over it, if ``layer`` only changes what a resume may change."""
+    merged = structure(deep_merge(config_to_dict(saved), dict(layer)), ExperimentConfig)
+    before, after = flatten(saved), flatten(merged)
+    changed = sorted(key for key in after if after[key] != before.get(key))
+    refused = [key for key in changed if not key.startswith(RESUMABLE)]
+    if refused:
+        raise ConfigError(
+            f"cannot change {', '.join(refused)} when resuming (the run was made with other values); "
+            "a resume may change train.adaptation_epochs, the controller's settings, the trackers and their options"
+        )
+    return merged
+
+
+def epochs_done(run_dir: Path) -> int:
+    """How many epochs the run's checkpoint holds (0 without one)."""
+    import torch
+
+    checkpoint = Path(run_dir) / CHECKPOINT
+    if not checkpoint.is_file():
+        return 0
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["grower"]["epoch"])
 
 
 def resume_experiment(
@@ -109,14 +152,26 @@ def resume_experiment(
     without: Iterable[str] = (),
     quiet: bool = False,
     tracker_settings: dict[str, Any] | None = None,
-) -> RunSummary:
-    """Continue the run in ``run_dir`` from its last checkpoint (or from scratch if it has none)."""
+    overrides: Mapping[str, Any] | None = None,
+) -> RunSummary | None:
+    """Continue the run in ``run_dir`` from its last checkpoint (or from scratch if it has none).
+
+    ``overrides`` (a nested config layer) may lengthen the run or change the policy's settings;
+    anything else is refused. A run that already finished all its epochs is left alone: the
+    return value is then None.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"cannot resume {str(run_dir)!r}: it has no {CONFIG_FILE} (is it a kaslite run dir?)")
-    config = structure(load_yaml(run_dir / CONFIG_FILE), ExperimentConfig)
+    saved = structure(load_yaml(run_dir / CONFIG_FILE), ExperimentConfig)
+    config = resume_overrides(saved, overrides or {}) if overrides else saved
     names = tracker_names(trackers, without)
     validate(config, names)
+    total = config.train.warm_up_epochs + config.train.adaptation_epochs
+    if epochs_done(run_dir) >= total:
+        return None
+    if config != saved:
+        save_yaml(config, run_dir / CONFIG_FILE)
     context = _context(config, run_dir, run_dir.name, quiet, tracker_options(names, tracker_settings))
     trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context)
-    return trainer.run(resume=(run_dir / CHECKPOINT).exists())
+    return _train(trainer, resume=(run_dir / CHECKPOINT).exists())

@@ -135,6 +135,8 @@ class Trainer:
         self._controller = controller
         self.loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
         self.elapsed = 0.0
+        self.saved_epoch = 0  # the epoch the checkpoint in run_dir holds
+        self.epoch_under_way = 1  # the epoch being trained (or judged) now
         self._frozen = False
 
     # -- setup ---------------------------------------------------------------
@@ -173,7 +175,9 @@ class Trainer:
 
     @property
     def epoch(self) -> int:
-        return self.grower.epoch
+        """Epochs finished (0 before setup)."""
+        grower: Grower | None = self.__dict__.get("grower")  # made by _setup()
+        return 0 if grower is None else grower.epoch
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -202,6 +206,7 @@ class Trainer:
         tmp = self.run_dir / (CHECKPOINT + ".tmp")
         torch.save(payload, tmp)
         tmp.replace(self.run_dir / CHECKPOINT)  # atomic: a kill leaves the old or the new one
+        self.saved_epoch = self.epoch
 
     def _load_checkpoint(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
@@ -215,6 +220,7 @@ class Trainer:
         self.batches.load_state_dict(state["data"])
         self.recorder.history = list(state["history"])
         self.recorder.events = list(state["events"])
+        self.saved_epoch = self.epoch
 
     # -- the loop ----------------------------------------------------------------
 
@@ -258,6 +264,7 @@ class Trainer:
 
     def _run_epoch(self) -> None:
         started = time.perf_counter()
+        self.epoch_under_way = self.epoch + 1
         self._freeze_trunk()
         train_loss = self._train_epoch()
         val_loss, val_acc = self._validate()
@@ -303,7 +310,7 @@ class Trainer:
                     self._run_epoch()
                 return self._finish()
             except BaseException as exc:
-                self.trackers.emit("on_run_failed", RunFailed.from_exception(self.epoch + 1, exc, self.run_dir))
+                self.trackers.emit("on_run_failed", RunFailed.from_exception(self.epoch_under_way, exc, self.run_dir))
                 raise
         finally:
             self.trackers.close()
