@@ -34,17 +34,18 @@ class Moody(Controller):
         return [Germinate(dormant[0].seed_id)] if dormant else []
 
 
-class Listener(Tracker):
-    events: list = []
+HEARD: list[tuple[str, object]] = []  # what every Listener heard, in order
 
+
+class Listener(Tracker):
     def on_run_failed(self, event):
-        Listener.events.append(("failed", event))
+        HEARD.append(("failed", event))
 
     def on_run_end(self, summary):
-        Listener.events.append(("end", summary))
+        HEARD.append(("end", summary))
 
     def close(self):
-        Listener.events.append(("closed", None))
+        HEARD.append(("closed", None))
 
 
 class Plugin:
@@ -62,7 +63,7 @@ def moody(monkeypatch):
     manager = kaslite.get_plugin_manager()
     manager.register(Plugin(), name="moody-plugin")
     monkeypatch.setitem(FAIL_AT, "epoch", 5)
-    Listener.events = []
+    HEARD.clear()
     yield
     manager.unregister(name="moody-plugin")
 
@@ -90,9 +91,9 @@ def test_a_raising_policy_stops_the_run_in_one_line_keeping_everything(tmp_path)
     assert (run_dir / "events.jsonl").read_text()
     assert saved_epoch(run_dir) == 4
     assert not (run_dir / "metrics.json").exists()
-    (failed,) = [event for kind, event in Listener.events if kind == "failed"]
+    (failed,) = [event for kind, event in HEARD if kind == "failed"]
     assert failed.epoch == 5 and failed.error.startswith("GrowthPolicyError: growth policy 'moody'")
-    assert not failed.interrupted and Listener.events[-1][0] == "closed"
+    assert not failed.interrupted and HEARD[-1][0] == "closed"
 
 
 def test_once_the_policy_is_fixed_the_resumed_run_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
@@ -131,7 +132,7 @@ def test_resuming_a_finished_run_does_nothing(tmp_path, monkeypatch):
     invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "done")
     run_dir = tmp_path / "done"
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
-    Listener.events = []
+    HEARD.clear()
     again = invoke("run", "--resume", str(run_dir), "--tracker", "listener")
     assert again.exit_code == 0
     assert (
@@ -139,7 +140,7 @@ def test_resuming_a_finished_run_does_nothing(tmp_path, monkeypatch):
         == f"{run_dir} already finished all its epochs; nothing to do (ask for more with --adaptation-epochs N)"
     )
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
-    assert Listener.events == []  # no run end fired again, so no second registered model
+    assert HEARD == []  # no run end fired again, so no second registered model
 
 
 def tiny_config(**sections):
@@ -170,7 +171,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(tmp_path):
         f"interrupted at epoch 3; the run is kept in {tmp_path} (checkpoint: epoch 2); "
         f"continue with kaslite run --resume {tmp_path}"
     )
-    (failed,) = [event for kind, event in Listener.events if kind == "failed"]
+    (failed,) = [event for kind, event in HEARD if kind == "failed"]
     assert failed.interrupted and failed.error == "KeyboardInterrupt"
 
 
@@ -180,7 +181,7 @@ def test_trackers_are_closed_when_setup_raises(tmp_path):
     trainer = Trainer(config, tmp_path, {"listener": listener}, data=(torch.zeros(4, 2), torch.zeros(4)))
     with pytest.raises(kaslite.errors.ConfigError):
         trainer.run()
-    assert Listener.events == [("closed", None)]
+    assert HEARD == [("closed", None)]
 
 
 def test_without_warm_up_phase_two_is_announced_at_epoch_one(tmp_path):
