@@ -62,6 +62,16 @@ TASKS: dict[str, dict[str, Any]] = {
     },
     "spirals-default": {"data": {"problem": "spirals", "params": {}}},
     "digits": {"data": {"problem": "digits", "params": {}}, "config": {"train": {"batch_size": 64}}},
+    # 8×8 digits as 1×8×8 images: a small CNN trunk (8 channels) whose seeds grow residual conv blocks.
+    "digits-cnn": {
+        "data": {"problem": "digits", "params": {"images": True}},
+        "config": {
+            "model": {"trunk": "cnn", "blueprint": "conv", "hidden_dim": 8, "num_layers": 2},
+            "train": {"batch_size": 64},
+        },
+        "arms": ["grown", "never", "from-scratch", "static-same-params"],
+        "seeds": [0, 1, 2, 3, 4],
+    },
     "moons": {"data": {"problem": "moons", "params": {"noise": 0.1}}},
     "clusters": {"data": {"problem": "clusters", "params": {"n_centers": 4}}},
     "spheres": {"data": {"problem": "spheres", "params": {"n_shells": 3, "input_dim": 3}}},
@@ -69,10 +79,12 @@ TASKS: dict[str, dict[str, Any]] = {
 ARMS = ["grown", "periodic", "never", "from-scratch", "static-wide", "static-same-params", "gromo"]
 GROWING_ARMS = {"grown": "kasmina", "periodic": "periodic", "never": "never"}
 # Where growth happens, the grown network meets the best plain network of its size and gromo.
-SAME_PARAMS_TASKS = ("spirals-hard", "spirals-default", "digits")
+SAME_PARAMS_TASKS = ("spirals-hard", "spirals-default", "digits", "digits-cnn")
 GROMO_TASKS = ("spirals-hard", "digits")
-# The plain MLPs static-same-params chooses from: widths × numbers of hidden layers.
+# The plain networks static-same-params chooses from: MLP widths × numbers of hidden layers, and for
+# images CNNs of 3×3 convolutions (channels × layers) pooled to 2×2 before a linear head.
 FAMILY = [(width, depth) for width in (16, 32, 48, 64, 96) for depth in (2, 3, 4, 5)]
+CNN_FAMILY = [(channels, depth) for channels in (4, 8, 12, 16, 24) for depth in (1, 2, 3, 4)]
 WIDE = (128, 3)
 
 
@@ -100,6 +112,22 @@ def split_for(task: str, seed: int) -> Any:
     return SplitData(
         (split.x_train - mean) / std, split.y_train, (split.x_val - mean) / std, split.y_val, split.num_classes
     )
+
+
+def plain_net(task: str, inputs: int, width: int, depth: int, classes: int) -> Any:
+    """The plain network of ``task``'s family: an MLP, or a CNN for image tasks."""
+    from torch import nn
+
+    if not is_cnn(task):
+        return plain_mlp(inputs, width, depth, classes)
+    layers: list[nn.Module] = []
+    for index in range(depth):
+        layers += [nn.Conv2d(inputs if index == 0 else width, width, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * width, classes))
+
+
+def is_cnn(task: str) -> bool:
+    return TASKS[task].get("config", {}).get("model", {}).get("trunk") == "cnn"
 
 
 def plain_mlp(inputs: int, width: int, depth: int, classes: int) -> Any:
@@ -170,7 +198,7 @@ def run_plain(task: str, seed: int, split: Any, shape: tuple[int, int]) -> dict[
     import torch
 
     torch.manual_seed(seed)
-    net = plain_mlp(split.input_dim, *shape, split.num_classes)
+    net = plain_net(task, split.input_dim, *shape, split.num_classes)
     return {"val_acc": train_static(net, split, config_for(task, seed)), "params": count(net), "shape": list(shape)}
 
 
@@ -194,6 +222,8 @@ def run_gromo(task: str, seed: int, split: Any) -> dict[str, Any]:
 
 
 def applies(arm: str, task: str, shapes: dict[str, list[int]]) -> bool:
+    if arm not in TASKS[task].get("arms", ARMS):
+        return False
     if arm == "static-same-params":
         return task in shapes
     if arm == "gromo":
@@ -258,7 +288,12 @@ def select_shapes(tasks: list[str], jobs: int) -> dict[str, list[int]]:
             )
             budget = statistics.mean(rows[0]["params"] for rows in grown)
             split = split_for(task, SELECTION_SEEDS[0])
-            candidates = [s for s in FAMILY if count(plain_mlp(split.input_dim, *s, split.num_classes)) <= budget]
+            family = CNN_FAMILY if is_cnn(task) else FAMILY
+            candidates = [
+                shape
+                for shape in family
+                if count(plain_net(task, split.input_dim, *shape, split.num_classes)) <= budget
+            ]
             jobs_args = [(task, seed, shape) for shape in candidates for seed in SELECTION_SEEDS]
             scores = list(pool.map(_plain_job, *zip(*jobs_args, strict=True)))
             by_shape = {
@@ -349,7 +384,7 @@ def main() -> None:
         shapes = select_shapes([t for t in args.tasks if t in SAME_PARAMS_TASKS], args.jobs)
     else:
         shapes = json.loads(SHAPES_FILE.read_text())["choices"] if SHAPES_FILE.exists() else {}
-    jobs = [(task, seed) for task in args.tasks for seed in args.seeds]
+    jobs = [(task, seed) for task in args.tasks for seed in args.seeds if seed in TASKS[task].get("seeds", args.seeds)]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         records = [
             row

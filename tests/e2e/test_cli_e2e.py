@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 HEAVY = ["torch", "mlflow", "fastapi", "prometheus_client", "tensorboard", "optuna"]
-DATASETS = ["clusters", "complex_moons", "file", "moons", "spheres", "spirals"]
+DATASETS = ["clusters", "complex_moons", "digits", "file", "moons", "spheres", "spirals"]
 
 
 def kaslite(*args, cwd=None):
@@ -30,7 +30,7 @@ def test_light_commands_import_nothing_heavy_with_every_plugin(args):
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY=[]"
 
 
-def test_plugins_lists_kaslite_datasets_with_its_six_datasets():
+def test_plugins_lists_kaslite_datasets_with_its_datasets():
     proc = kaslite("plugins", "--json")
     assert proc.returncode == 0, proc.stderr
     (entry,) = [e for e in json.loads(proc.stdout) if e["distribution"] == "kaslite-datasets"]
@@ -71,7 +71,14 @@ def test_data_generate_writes_seeded_arrays(tmp_path):
     assert metadata == {
         "problem": "spirals",
         "seed": 4,
-        "params": {"n_samples": 300, "noise": 0.05, "rotations": 3.0, "input_dim": 2},
+        "params": {
+            "n_samples": 300,
+            "noise": 0.05,
+            "rotations": 3.0,
+            "input_dim": 2,
+            "mirror": False,
+            "extra_std": None,
+        },
     }
     again = tmp_path / "again.npz"
     assert kaslite(*args, str(again)).returncode == 0
@@ -102,7 +109,7 @@ def test_generated_file_feeds_the_file_dataset(tmp_path):
         (
             ["spiral"],
             "Error: unknown dataset 'spiral'; available: "
-            "checkerboard, clusters, complex_moons, file, moons, spheres, spirals",
+            "checkerboard, clusters, complex_moons, digits, file, moons, spheres, spirals",
         ),
         (["clusters", "--n-centers", "1"], "Error: invalid clusters.n_centers = 1: "),
         (["moons", "--n_samples", "0"], "Error: invalid moons.n_samples = 0: "),

@@ -73,6 +73,12 @@ def test_predict_gives_the_kaslite_classes_without_unpickling(
         frame = pd.DataFrame(features, columns=["x0", "x1"])
         assert model.predict(frame).tolist() == classes.tolist(), uri
     assert no_unpickling == [True, True, True]  # one model.pt read per load, weights only
+    # It predicts with the grown network fused into plain layers.
+    from kaslite.nn import SentinelSeed
+
+    net = model.unwrap_python_model().net
+    assert isinstance(net, torch.nn.Sequential)
+    assert not [m for m in net.modules() if isinstance(m, SentinelSeed)]
 
 
 def test_the_logged_model_files(trained, tmp_path, monkeypatch):

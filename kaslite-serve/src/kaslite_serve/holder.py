@@ -43,8 +43,18 @@ def version_label(version: object, metadata: dict[str, Any]) -> str:
 
 
 def network_of(loaded: Any) -> Any:
-    """The module that serves a source's ``LoadedModel``, in eval mode (the one place to change what runs)."""
-    return loaded.net.eval()
+    """The module that serves a source's ``LoadedModel``: the grown network fused into plain layers
+    (active seeds folded in, the others gone), in eval mode."""
+    import kaslite
+
+    return kaslite.fuse(loaded.net)
+
+
+def seed_states(net: Any) -> dict[str, dict[str, Any]]:
+    """Seed id -> its state and alpha in the grown network, in network order."""
+    from kaslite.train.grower import find_seeds
+
+    return {seed.seed_id: {"state": seed.state.value, "alpha": float(seed.alpha)} for seed in find_seeds(net)}
 
 
 @attrs.frozen
@@ -58,20 +68,31 @@ class ServedModel:
     input_dim: int
     num_classes: int
     load_seconds: float
+    # The grown network's seeds: the served (fused) network has none left to ask.
+    grown_seeds: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     @classmethod
     def prepare(cls, loaded: Any, started: float, version: str | None = None) -> "ServedModel":
         """Wrap a source's ``LoadedModel`` and run one warm-up batch before it serves anyone."""
         label = version if version is not None else version_label(loaded.version, loaded.metadata or {})
-        net = network_of(loaded)
-        input_dim, num_classes = int(net.input_dim), int(net.num_classes)
-        model = cls(net, label, loaded.uri, dict(loaded.metadata or {}), input_dim, num_classes, 0.0)
+        grown = loaded.net
+        input_dim, num_classes = int(grown.input_dim), int(grown.num_classes)
+        model = cls(
+            network_of(loaded),
+            label,
+            loaded.uri,
+            dict(loaded.metadata or {}),
+            input_dim,
+            num_classes,
+            0.0,
+            seed_states(grown),
+        )
         model.predict(torch.zeros(1, input_dim))
         return attrs.evolve(model, load_seconds=time.perf_counter() - started)
 
     def seeds(self) -> dict[str, dict[str, Any]]:
-        """Seed id -> its state and alpha, in network order."""
-        return {sid: {"state": seed.state.value, "alpha": float(seed.alpha)} for sid, seed in self.net.seeds.items()}
+        """Seed id -> its state and alpha in the grown network, in network order."""
+        return self.grown_seeds
 
     def predict(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(predicted class per row, class probabilities per row, as float64), as numpy arrays."""

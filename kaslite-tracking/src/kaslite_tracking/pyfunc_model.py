@@ -15,9 +15,10 @@ class KaslitePyfunc(PythonModel):
     """Predicts class indices (the argmax of the network's logits) for rows of features."""
 
     def load_context(self, context):  # type: ignore[no-untyped-def]
-        from kaslite.models import load_model
+        import kaslite
 
-        self.net = load_model(context.artifacts["model"])
+        # Predict with the grown network fused into plain layers: the same outputs, none of the seeds.
+        self.net = kaslite.fuse(kaslite.load_model(context.artifacts["model"]))
 
     # The ndarray hint tells MLflow to validate inputs against the logged
     # signature instead of inferring a schema from the hint.
