@@ -287,6 +287,7 @@ def select_shapes(tasks: list[str], jobs: int) -> dict[str, list[int]]:
                 )
             )
             budget = statistics.mean(rows[0]["params"] for rows in grown)
+            grown_acc = statistics.mean(rows[0]["val_acc"] for rows in grown)
             split = split_for(task, SELECTION_SEEDS[0])
             family = CNN_FAMILY if is_cnn(task) else FAMILY
             candidates = [
@@ -304,12 +305,17 @@ def select_shapes(tasks: list[str], jobs: int) -> dict[str, list[int]]:
             choices[task] = list(best)
             report[task] = {
                 "budget": round(budget),
+                "grown_mean_val_acc": round(grown_acc, 4),
                 "chosen": list(best),
                 "mean_val_acc": {f"{w}x{d}": round(a, 4) for (w, d), a in by_shape.items()},
             }
             print(f"{task}: budget {budget:,.0f} params -> {best[0]}x{best[1]} ({by_shape[best]:.4f})", flush=True)
-    SHAPES_FILE.write_text(json.dumps({"choices": choices, "selection": report}, indent=1) + "\n")
-    return choices
+    # Other tasks' earlier choices stay: --select --tasks X re-chooses X's alone.
+    saved = json.loads(SHAPES_FILE.read_text()) if SHAPES_FILE.exists() else {"choices": {}, "selection": {}}
+    saved["choices"].update(choices)
+    saved["selection"].update(report)
+    SHAPES_FILE.write_text(json.dumps(saved, indent=1) + "\n")
+    return saved["choices"]
 
 
 def _plain_job(task: str, seed: int, shape: tuple[int, int]) -> float:

@@ -19,6 +19,7 @@ import torch
 
 from kaslite.errors import KasliteError
 from kaslite.models import parse_model_uri
+from kaslite.models.files import ModelFileError
 from kaslite.plugins import get_model_source
 from kaslite.serving import LoadCause, ModelEvent, ServerEvents
 from kaslite_serve.errors import InputError, NotReady, UnknownVersion
@@ -76,6 +77,10 @@ class ServedModel:
         """Wrap a source's ``LoadedModel`` and run one warm-up batch before it serves anyone."""
         label = version if version is not None else version_label(loaded.version, loaded.metadata or {})
         grown = loaded.net
+        if getattr(grown, "trunk", "mlp") != "mlp":
+            raise ModelFileError(
+                f"{loaded.uri} takes images ({grown.trunk} trunk); the server answers rows of features only"
+            )
         input_dim, num_classes = int(grown.input_dim), int(grown.num_classes)
         model = cls(
             network_of(loaded),
