@@ -87,6 +87,7 @@ class SentinelSeed(nn.Module):
     lifecycle_code: torch.Tensor
     blend_steps_done: torch.Tensor
     health_var: torch.Tensor
+    health_count: torch.Tensor
     reservoir_data: torch.Tensor | None
 
     def __init__(
@@ -117,14 +118,16 @@ class SentinelSeed(nn.Module):
         self.register_buffer("blend_steps_done", torch.zeros((), dtype=torch.int64))
         # Training only: non-persistent, so state_dict() leaves them out and .to() moves them.
         self.register_buffer("health_var", torch.zeros(dim), persistent=False)
+        # How many batches the health estimate has seen: a tensor, so compiled code counts without guards.
+        self.register_buffer("health_count", torch.zeros((), dtype=torch.int64), persistent=False)
         self.register_buffer("reservoir_data", None, persistent=False)
         # Python mirrors of the buffers above, read on every forward without touching a tensor.
         self._state = SeedState.DORMANT
         self._child_in_use = False
+        self._remembering = False  # shadow-training: forward's batches feed the reservoir
         self._blend_step = 0
         self.progress = 0.0
         self.drift = 0.0
-        self.health_batches = 0
         self._observed = 0
         self._reservoir_next = 0
         self._reservoir_filled = 0
@@ -147,11 +150,26 @@ class SentinelSeed(nn.Module):
         return self._blend_step
 
     @property
+    def health_batches(self) -> int:
+        """How many batches the health estimate has seen."""
+        return int(self.health_count)
+
+    @property
     def health(self) -> float:
         """Mean running activation variance at the slot; low means a bottleneck."""
         return float(self.health_var.float().mean())
 
     def _keep(self, x: torch.Tensor | None, out: torch.Tensor | None = None, is_change: bool = False) -> None:
+        """Leave the batch (and the output) for :meth:`observe`."""
+        if x is not None and torch.compiler.is_compiling():
+            # Compiled, the health update fuses into the step's graph for almost nothing, so it
+            # runs on every batch there (eager code samples one batch in health_every), and a
+            # dormant seed leaves observe() nothing: no extra outputs for the graph.
+            with torch.no_grad():
+                self._update_health(x.detach())
+            if not (self._remembering or self._child_in_use):
+                return
+            self.__dict__["_health_in_graph"] = True
         # Through __dict__, not nn.Module.__setattr__: a dormant seed must cost almost nothing per
         # step, and the module's setattr alone costs more than the rest of its forward.
         self.__dict__.update(_seen=x, _seen_out=out, _seen_is_change=is_change)
@@ -179,6 +197,16 @@ class SentinelSeed(nn.Module):
             self._keep(x, out)
         return out
 
+    def _update_health(self, x: torch.Tensor) -> None:
+        """Fold one batch into the running per-feature variance (the first batch sets it)."""
+        rows = per_feature(x, feature_axis(x.ndim))
+        if rows.shape[0] < 2:
+            return
+        var = rows.var(dim=0, unbiased=False).to(self.health_var.dtype)
+        momentum = torch.where(self.health_count == 0, 1.0, self.config.health_momentum).to(var.dtype)
+        self.health_var.lerp_(var, momentum)
+        self.health_count.add_(1)
+
     # -- lifecycle -----------------------------------------------------------
 
     def _move_to(self, target: SeedState) -> None:
@@ -193,6 +221,7 @@ class SentinelSeed(nn.Module):
     def _set_state(self, state: SeedState) -> None:
         self._state = state
         self._child_in_use = state in CHILD_IN_USE
+        self._remembering = state is SeedState.TRAINING
         self.lifecycle_code.fill_(STATE_CODES.index(state))
 
     def _set_blend_step(self, step: int) -> None:
@@ -247,27 +276,25 @@ class SentinelSeed(nn.Module):
     def observe(self) -> None:
         """Learn from the last training batch forward saw: the reservoir, and (one batch in
         ``health_every``) the health signal and drift. The growth driver calls it after each step."""
-        x, change, is_change = self._seen, self._seen_out, self._seen_is_change
+        # Plain attributes through __dict__: this runs every step for every seed, and
+        # nn.Module.__setattr__ would cost more than the rest of a dormant seed's step.
+        state = self.__dict__
+        x, change, is_change = state["_seen"], state["_seen_out"], state["_seen_is_change"]
         if x is None:
             return
-        self._keep(None)
+        state.update(_seen=None, _seen_out=None)
         if self._state is SeedState.CULLED:
+            return
+        state["_batch_size"] = x.shape[0]
+        if self._state is SeedState.TRAINING:
+            self._remember(x.detach())
+        state["_observed"] += 1
+        if (self._observed - 1) % self.config.health_every:
             return
         # Everything below works on detached tensors: no autograd context needed (and none paid for).
         x = x.detach()
-        self._batch_size = x.shape[0]
-        if self._state is SeedState.TRAINING:
-            self._remember(x)
-        self._observed += 1
-        if (self._observed - 1) % self.config.health_every:
-            return
-        rows = per_feature(x, feature_axis(x.ndim))
-        if rows.shape[0] < 2:
-            return
-        var = rows.var(dim=0, unbiased=False).to(self.health_var.dtype)
-        weight = 1.0 if self.health_batches == 0 else self.config.health_momentum
-        self.health_var.lerp_(var, weight)
-        self.health_batches += 1
+        if not state.pop("_health_in_graph", False):
+            self._update_health(x)
         if change is not None:
             change = change.detach() if is_change else change.detach() - x
             moved = change.flatten(1).float().norm(dim=1)
@@ -377,6 +404,7 @@ class SentinelSeed(nn.Module):
             raise SeedLifecycleError(f"{self.seed_id or prefix.rstrip('.')}: unknown lifecycle code {code}")
         self._state = STATE_CODES[code]
         self._child_in_use = self._state in CHILD_IN_USE
+        self._remembering = self._state is SeedState.TRAINING
         self._blend_step = int(self.blend_steps_done)
         if self._state is SeedState.TRAINING and not self._shadow_moments:
             self._allocate_moments()
@@ -387,7 +415,7 @@ class SentinelSeed(nn.Module):
             "progress": self.progress,
             "drift": self.drift,
             "health_var": self.health_var.clone(),
-            "health_batches": self.health_batches,
+            "health_count": self.health_count.clone(),
             "observed": self._observed,
             "reservoir": None if self.reservoir_data is None else self.reservoir_data.clone(),
             "reservoir_next": self._reservoir_next,
@@ -401,7 +429,7 @@ class SentinelSeed(nn.Module):
         self.progress = float(state["progress"])
         self.drift = float(state["drift"])
         self.health_var.copy_(state["health_var"])
-        self.health_batches = int(state["health_batches"])
+        self.health_count.copy_(state["health_count"])
         self._observed = int(state["observed"])
         reservoir = state["reservoir"]
         device = self.health_var.device

@@ -23,7 +23,9 @@ each growth decision and broadcasts it, with the child's weights, so the
 ranks stay identical.
 """
 
+import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -39,6 +41,7 @@ from kaslite.nn.seed import SeedState, SentinelSeed
 from kaslite.train.events import EpochRecord, PhaseChange, RunWarning, SeedTransition
 from kaslite.train.tracker import Tracker, TrackerGroup
 
+logger = logging.getLogger("kaslite.grower")
 # Prefixes torch's wrappers put before the wrapped module's names.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 GROWN_STATES = (SeedState.TRAINING, SeedState.BLENDING, SeedState.ACTIVE)
@@ -68,6 +71,22 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     base = sum(p.numel() for p in model.parameters() if id(p) not in in_children)
     grown = sum(p.numel() for seed in seeds if seed.state in GROWN_STATES for p in seed.child.parameters())
     return base, base + grown
+
+
+def _make_room_for_recompiles(seeds: int) -> None:
+    """Under ``torch.compile``, let dynamo keep a graph per state growth passes through.
+
+    A compiled model gets a graph per mode and set of seeds in use: up to 3·seeds + 2
+    over a run, beyond dynamo's default limit of 8 once there are 3 seeds, past which
+    it would silently fall back to eager.
+    """
+    dynamo = sys.modules.get("torch._dynamo")  # imported by torch.compile; not imported here for nothing
+    if dynamo is None:
+        return
+    needed = 4 * seeds + 8  # with room for dynamo's own recompiles (e.g. a smaller last batch)
+    if dynamo.config.recompile_limit < needed:
+        logger.info("kaslite: raising torch._dynamo.config.recompile_limit to %d for %d seeds", needed, seeds)
+        dynamo.config.recompile_limit = needed
 
 
 def _distributed() -> bool:
@@ -133,6 +152,7 @@ class Grower:
             raise ConfigError(f"seed ids must be unique; repeated: {', '.join(duplicates)}")
         self.seeds: dict[str, SentinelSeed] = dict(zip(ids, chosen, strict=True))
         self._seed_list = chosen
+        _make_room_for_recompiles(len(chosen))
         if warm_up_epochs < 0:
             raise ConfigError(f"invalid warm_up_epochs = {warm_up_epochs!r}: must be an integer >= 0")
         self.warm_up_epochs = warm_up_epochs
