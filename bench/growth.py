@@ -178,6 +178,7 @@ def run_growing(task: str, arm: str, seed: int, split: Any) -> dict[str, Any]:
 def run_from_scratch(task: str, seed: int, split: Any, grown_seeds: list[str]) -> dict[str, Any]:
     import torch
 
+    from kaslite.train import count_parameters
     from kaslite.train.trainer import build_net
 
     config = config_for(task, seed, "never")
@@ -190,7 +191,7 @@ def run_from_scratch(task: str, seed: int, split: Any, grown_seeds: list[str]) -
         while not grown.advance_blend():
             pass
         grown.activate()
-    params = net.param_counts()[1]
+    params = count_parameters(net)[1]
     return {"val_acc": train_static(net, split, config), "params": params}
 
 

@@ -144,10 +144,14 @@ def main() -> None:
         rounds,
         steps,
     )
-    # Inference: the fused grown network against the same layers assembled by hand.
-    fused = kaslite.fuse(grown(MorphogeneticNet(2, 16, 2, 1, 2, blueprint_options={"hidden": 32})))
-    by_hand = copy.deepcopy(nn.Sequential(*fused))
+    # Inference: the fused grown network against the plain network a user would write by hand
+    # (the trunk's layers with each grown child in its slot's place).
     unfused = grown(MorphogeneticNet(2, 16, 2, 1, 2, blueprint_options={"hidden": 32}))
+    fused = kaslite.fuse(unfused)
+    layers: list[nn.Module] = [unfused.input_layer, nn.ReLU()]
+    for block, slot in zip(unfused.blocks, unfused.slots, strict=True):
+        layers += [block, nn.ReLU(), slot._seed_list[0].child]
+    by_hand = copy.deepcopy(nn.Sequential(*layers, unfused.head))
     for batch in (1, 64):
         x = torch.randn(batch, 2)
         result[f"inference_ratio_b{batch}"] = ratio(

@@ -19,8 +19,8 @@ def test_the_readme_example_grows_both_seeds_smoothly(monkeypatch):
     seen = []
     original = Grower._transition
 
-    def recording(self, seed, change):
-        event = original(self, seed, change)
+    def recording(self, seed, change, **kwargs):
+        event = original(self, seed, change, **kwargs)
         seen.append(event)
         return event
 

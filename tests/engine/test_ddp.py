@@ -20,21 +20,25 @@ def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         torch.manual_seed(100 + rank)  # different initial weights: DDP and growth must make them agree
-        config = SeedConfig(blend_steps=5, buffer_size=64, progress_thresh=0.0, shadow_lr=1e-2)
+        # Shadow training long enough for the ranks' reservoirs (their own shards) to matter.
+        config = SeedConfig(blend_steps=5, buffer_size=64, progress_thresh=0.1, shadow_lr=2e-2)
         net = MorphogeneticNet(2, 8, 2, 1, 2, blueprint_options={"hidden": 8}, seed_config=config)
         model = DistributedDataParallel(net, find_unused_parameters=True)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-        grower = kaslite.Grower(model, "periodic", period=1)
+        grower = kaslite.Grower(model, "kasmina", patience=1, delta=0.0, acc_threshold=1.0)
         g = torch.Generator().manual_seed(rank)  # each rank sees its own shard
         log = []
-        for _ in range(10):
+        for epoch in range(24):
             for _ in range(5):
                 x, y = torch.randn(16, 2, generator=g), torch.randint(0, 2, (16,), generator=g)
                 optimizer.zero_grad()
                 nn.functional.cross_entropy(model(x), y).backward()
                 optimizer.step()
                 grower.step()
-            made = grower.epoch_end(val_loss=float(rank))  # the ranks disagree; rank 0 decides
+            # The ranks disagree: rank 0 sees a plateau, rank 1 a loss that keeps falling (no plateau
+            # ever). Only rank 0's decisions, broadcast, make the ranks grow alike.
+            val_loss = 1.0 if rank == 0 else 1.0 / (epoch + 1)
+            made = grower.epoch_end(val_loss=val_loss, val_acc=0.5)
             log.append([(t.seed_id, t.to_state) for t in made])
         states = {sid: seed.state.value for sid, seed in grower.seeds.items()}
         torch.save({"params": net.state_dict(), "states": states, "log": log}, f"{out_dir}/rank{rank}.pt")

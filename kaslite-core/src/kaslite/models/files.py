@@ -8,8 +8,9 @@ optimizer live in the trainer's checkpoint only.
 A file can rebuild its network when the network says how: a
 :class:`~kaslite.nn.MorphogeneticNet` (or any module with ``architecture()``
 and a ``from_architecture`` classmethod) records that itself; any other
-module records an importable ``factory="package.module:function"`` with plain
-keyword arguments. Without either, load into a module you build yourself:
+module records its importable class, ``factory="package.module:MyNet"``, with
+plain keyword arguments (nothing but a ``torch.nn.Module`` class is ever
+called). Without either, load into a module you build yourself:
 ``load_model(path, model=MyNet())``.
 """
 
@@ -43,10 +44,16 @@ class LoadedModel:
 
 
 def unwrap(model: "nn.Module") -> "nn.Module":
-    """The module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    """The module inside DDP / DataParallel (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    from torch import nn
+
     while True:
-        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
-        if inner is None or not hasattr(inner, "state_dict"):
+        inner = None
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            inner = model.module
+        elif type(model).__name__ == "OptimizedModule":  # what torch.compile returns
+            inner = getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
             return model
         model = inner
 
@@ -54,7 +61,7 @@ def unwrap(model: "nn.Module") -> "nn.Module":
 def _builder(model: "nn.Module", factory: str | None, factory_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
     if factory is not None:
         if factory.count(":") != 1:
-            raise ModelFileError(f"factory {factory!r} must look like 'package.module:callable'")
+            raise ModelFileError(f"factory {factory!r} must look like 'package.module:MyNet'")
         return {"factory": factory, "kwargs": dict(factory_kwargs or {})}
     cls = type(model)
     if callable(getattr(model, "architecture", None)) and callable(getattr(cls, "from_architecture", None)):
@@ -125,6 +132,10 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
 
 
 def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
+    """Build the module a file names. Only a ``torch.nn.Module`` subclass (or its
+    ``from_architecture``) is ever called: a file naming anything else (``os:system``...) runs nothing."""
+    import inspect
+
     from torch import nn
 
     module_name, _, qualname = builder["factory"].partition(":")
@@ -137,6 +148,12 @@ def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
             f"model file {str(path)!r} is rebuilt by {builder['factory']!r}, which cannot be imported here "
             f"({type(exc).__name__}: {exc}); install the package that defines it"
         ) from None
+    owner = target.__self__ if inspect.ismethod(target) and target.__name__ == "from_architecture" else target
+    if not (inspect.isclass(owner) and issubclass(owner, nn.Module)):
+        raise ModelFileError(
+            f"model file {str(path)!r} names {builder['factory']!r}, which is not a torch.nn.Module class; "
+            "kaslite only builds modules"
+        )
     model = target(**builder["kwargs"])
     if not isinstance(model, nn.Module):
         raise ModelFileError(f"{builder['factory']!r} built {type(model).__name__}, not a torch.nn.Module")

@@ -47,19 +47,21 @@ class BlendSum(nn.Module):
         return out
 
 
+def _in_use(seed: SentinelSeed) -> bool:
+    return seed.state in (SeedState.BLENDING, SeedState.ACTIVE) and seed.alpha != 0.0
+
+
 def _fused_seed(seed: SentinelSeed) -> nn.Module:
-    if seed.state not in (SeedState.BLENDING, SeedState.ACTIVE) or seed.alpha == 0.0:
+    if not _in_use(seed):
         return nn.Identity()
     child = copy.deepcopy(seed.child)
     return child if seed.alpha == 1.0 else Blend(child, seed.alpha)
 
 
 def _fused_slot(slot: SeedSlot) -> nn.Module:
-    in_use = [seed for seed in slot._seed_list if not isinstance(_fused_seed(seed), nn.Identity)]
-    if not in_use:
-        return nn.Identity()
-    if len(in_use) == 1:
-        return _fused_seed(in_use[0])
+    in_use = [seed for seed in slot._seed_list if _in_use(seed)]
+    if len(in_use) <= 1:
+        return _fused_seed(in_use[0]) if in_use else nn.Identity()
     return BlendSum([copy.deepcopy(seed.child) for seed in in_use], [seed.alpha for seed in in_use])
 
 
@@ -84,10 +86,12 @@ def _copy_without_seeds(model: nn.Module) -> nn.Module:
     batches they hold on to) are never copied.
     """
     memo: dict[int, Any] = {}
+    slots = [module for module in model.modules() if isinstance(module, SeedSlot)]
+    in_slots = {id(seed) for slot in slots for seed in slot._seed_list}
+    for slot in slots:
+        memo[id(slot)] = _fused_slot(slot)
     for module in model.modules():
-        if isinstance(module, SeedSlot):
-            memo[id(module)] = _fused_slot(module)
-        elif isinstance(module, SentinelSeed) and id(module) not in memo:
+        if isinstance(module, SentinelSeed) and id(module) not in in_slots:
             memo[id(module)] = _fused_seed(module)
     return copy.deepcopy(model, memo)
 

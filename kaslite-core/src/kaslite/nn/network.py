@@ -9,7 +9,7 @@ from torch import nn
 from kaslite.config import SeedConfig
 from kaslite.errors import InvalidValue
 from kaslite.nn.blueprints import build_child
-from kaslite.nn.seed import SeedState, SentinelSeed
+from kaslite.nn.seed import SentinelSeed
 from kaslite.plugins import get_blueprint
 from kaslite.structure import structure, unstructure
 
@@ -140,17 +140,6 @@ class MorphogeneticNet(nn.Module):
     def trunk_parameters(self) -> list[nn.Parameter]:
         """Every parameter except the seeds' children."""
         return [p for module in (*self.hidden_trunk(), self.head) for p in module.parameters()]
-
-    def param_counts(self) -> tuple[int, int]:
-        """(trunk parameters, trunk plus the children of grown, un-culled seeds)."""
-        trunk = sum(p.numel() for p in self.trunk_parameters())
-        grown = sum(
-            p.numel()
-            for seed in self.seeds.values()
-            if seed.state in (SeedState.TRAINING, SeedState.BLENDING, SeedState.ACTIVE)
-            for p in seed.child.parameters()
-        )
-        return trunk, trunk + grown
 
     def architecture(self) -> dict[str, Any]:
         """Constructor arguments as plain data: enough to rebuild this network."""

@@ -127,7 +127,7 @@ class SentinelSeed(nn.Module):
         self._remembering = False  # shadow-training: forward's batches feed the reservoir
         self._blend_step = 0
         self.progress = 0.0
-        self.drift = 0.0
+        self._drift: torch.Tensor | float = 0.0
         self._observed = 0
         self._reservoir_next = 0
         self._reservoir_filled = 0
@@ -150,6 +150,11 @@ class SentinelSeed(nn.Module):
         return self._blend_step
 
     @property
+    def drift(self) -> float:
+        """How far the seed moves its input, ``‖y − x‖ / ‖x‖`` (batch mean), on a recent training batch."""
+        return float(self._drift)
+
+    @property
     def health_batches(self) -> int:
         """How many batches the health estimate has seen."""
         return int(self.health_count)
@@ -159,9 +164,9 @@ class SentinelSeed(nn.Module):
         """Mean running activation variance at the slot; low means a bottleneck."""
         return float(self.health_var.float().mean())
 
-    def _keep(self, x: torch.Tensor | None, out: torch.Tensor | None = None, is_change: bool = False) -> None:
+    def _keep(self, x: torch.Tensor, out: torch.Tensor | None = None, is_change: bool = False) -> None:
         """Leave the batch (and the output) for :meth:`observe`."""
-        if x is not None and torch.compiler.is_compiling():
+        if torch.compiler.is_compiling():
             # Compiled, the health update fuses into the step's graph for almost nothing, so it
             # runs on every batch there (eager code samples one batch in health_every), and a
             # dormant seed leaves observe() nothing: no extra outputs for the graph.
@@ -170,9 +175,10 @@ class SentinelSeed(nn.Module):
             if not (self._remembering or self._child_in_use):
                 return
             self.__dict__["_health_in_graph"] = True
-        # Through __dict__, not nn.Module.__setattr__: a dormant seed must cost almost nothing per
-        # step, and the module's setattr alone costs more than the rest of its forward.
-        self.__dict__.update(_seen=x, _seen_out=out, _seen_is_change=is_change)
+        # Detached, so the stash never keeps the autograd graph alive (nor stops a deepcopy); through
+        # __dict__, not nn.Module.__setattr__, which alone costs more than a dormant seed's forward.
+        kept = None if out is None else out.detach()
+        self.__dict__.update(_seen=x.detach(), _seen_out=kept, _seen_is_change=is_change)
 
     def delta(self, x: torch.Tensor) -> torch.Tensor | None:
         """``α·(child(x) − x)``, or None where the seed is an exact identity (for slots of several seeds)."""
@@ -287,18 +293,17 @@ class SentinelSeed(nn.Module):
             return
         state["_batch_size"] = x.shape[0]
         if self._state is SeedState.TRAINING:
-            self._remember(x.detach())
+            self._remember(x)
         state["_observed"] += 1
         if (self._observed - 1) % self.config.health_every:
             return
-        # Everything below works on detached tensors: no autograd context needed (and none paid for).
-        x = x.detach()
+        # The stash is detached: no autograd context needed here (and none paid for).
         if not state.pop("_health_in_graph", False):
             self._update_health(x)
         if change is not None:
-            change = change.detach() if is_change else change.detach() - x
-            moved = change.flatten(1).float().norm(dim=1)
-            self.drift = float((moved / x.flatten(1).float().norm(dim=1).clamp_min(1e-12)).mean())
+            moved = (change if is_change else change - x).flatten(1).float().norm(dim=1)
+            # Kept as a tensor (read as a number by .drift): no device sync on the training path.
+            self._drift = (moved / x.flatten(1).float().norm(dim=1).clamp_min(1e-12)).mean()
 
     def _remember(self, x: torch.Tensor) -> None:
         """Keep the most recent ``buffer_size`` training samples in a ring buffer."""
@@ -347,8 +352,8 @@ class SentinelSeed(nn.Module):
         self.reservoir_data = None
         self._reservoir_next = self._reservoir_filled = 0
 
-    def shadow_step(self, batch_size: int | None = None) -> float | None:
-        """One Adam step (lr ``shadow_lr``) of reconstruction on a random reservoir batch; the loss.
+    def shadow_step(self, batch_size: int | None = None) -> torch.Tensor | None:
+        """One Adam step (lr ``shadow_lr``) of reconstruction on a random reservoir batch; the loss (a tensor).
 
         The batch is as big as the last training batch unless ``batch_size`` says otherwise.
         Gradients come from ``torch.autograd.grad`` on the child alone: nothing
@@ -377,7 +382,7 @@ class SentinelSeed(nn.Module):
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 param.addcdiv_(exp_avg, (exp_avg_sq.sqrt() / correction2).add_(ADAM_EPS), value=-step_size)
-        return float(loss.detach())
+        return loss.detach()  # a tensor: reading it would sync the device every step
 
     @torch.no_grad()
     def measure_progress(self) -> float:
@@ -402,9 +407,7 @@ class SentinelSeed(nn.Module):
         code = int(self.lifecycle_code)
         if not 0 <= code < len(STATE_CODES):
             raise SeedLifecycleError(f"{self.seed_id or prefix.rstrip('.')}: unknown lifecycle code {code}")
-        self._state = STATE_CODES[code]
-        self._child_in_use = self._state in CHILD_IN_USE
-        self._remembering = self._state is SeedState.TRAINING
+        self._set_state(STATE_CODES[code])
         self._blend_step = int(self.blend_steps_done)
         if self._state is SeedState.TRAINING and not self._shadow_moments:
             self._allocate_moments()
@@ -427,7 +430,7 @@ class SentinelSeed(nn.Module):
     def load_training_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`training_state`; tensors are copied, never shared with ``state``."""
         self.progress = float(state["progress"])
-        self.drift = float(state["drift"])
+        self._drift = float(state["drift"])
         self.health_var.copy_(state["health_var"])
         self.health_count.copy_(state["health_count"])
         self._observed = int(state["observed"])

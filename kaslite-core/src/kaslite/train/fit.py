@@ -29,7 +29,7 @@ class FitResult:
 
 def fit(
     model: nn.Module | None = None,
-    data: str | DataSource = "spirals",
+    data: str | DataSource | None = None,
     *,
     config: ExperimentConfig | Mapping[str, Any] | None = None,
     controller: str | Controller | None = None,
@@ -42,8 +42,9 @@ def fit(
     """Train ``model`` (default: the network ``config.model`` describes) on ``data`` with growth.
 
     ``data`` is a dataset name, ``(x_train, y_train, x_val, y_val)`` tensors or
-    ``(train_loader, val_loader)``. ``config`` (an ExperimentConfig or nested
-    mapping over the defaults, e.g. ``{"train": {"adaptation_epochs": 50}}``)
+    ``(train_loader, val_loader)``; by default, the dataset ``config`` names
+    (spirals). ``config`` (an ExperimentConfig or nested mapping over the
+    defaults, e.g. ``{"train": {"adaptation_epochs": 50}}``)
     sets epochs, seeds and the policy. ``optimizer(params)``, ``loss`` and
     ``scheduler(optimizer)`` replace Adam, cross-entropy and no schedule.
     With ``run_dir``, the run writes its files, checkpoints and model.pt there.
@@ -71,7 +72,7 @@ def fit(
         resolved,
         folder,
         named,
-        data=None if isinstance(data, str) else data,
+        data=None if data is None or isinstance(data, str) else data,
         model=model,
         optimizer=optimizer,
         loss=loss,

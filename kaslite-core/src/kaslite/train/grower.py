@@ -37,7 +37,7 @@ from torch import nn
 from kaslite.config import ControllerConfig
 from kaslite.control.base import Action, Controller, Cull, EpochMetrics, Germinate, Observation, SeedView
 from kaslite.errors import ConfigError, KasliteError
-from kaslite.nn.seed import SeedState, SentinelSeed
+from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedState, SentinelSeed
 from kaslite.train.events import EpochRecord, PhaseChange, RunWarning, SeedTransition
 from kaslite.train.tracker import Tracker, TrackerGroup
 
@@ -54,8 +54,8 @@ class GrowthPolicyError(KasliteError):
 def find_seeds(model: nn.Module) -> list[SentinelSeed]:
     """Every :class:`SentinelSeed` inside ``model``, in module order; unnamed ones are named by their path."""
     seeds: list[SentinelSeed] = []
-    for name, module in model.named_modules():
-        if isinstance(module, SentinelSeed) and module not in seeds:
+    for name, module in model.named_modules():  # each module once, however often it is referenced
+        if isinstance(module, SentinelSeed):
             if not module.seed_id:
                 while name.startswith(WRAPPER_PREFIXES):
                     name = name.split(".", 1)[1]
@@ -84,9 +84,11 @@ def _make_room_for_recompiles(seeds: int) -> None:
     if dynamo is None:
         return
     needed = 4 * seeds + 8  # with room for dynamo's own recompiles (e.g. a smaller last batch)
-    if dynamo.config.recompile_limit < needed:
-        logger.info("kaslite: raising torch._dynamo.config.recompile_limit to %d for %d seeds", needed, seeds)
-        dynamo.config.recompile_limit = needed
+    # torch 2.7 renamed cache_size_limit to recompile_limit (and kept the old name as an alias).
+    name = "recompile_limit" if hasattr(dynamo.config, "recompile_limit") else "cache_size_limit"
+    if getattr(dynamo.config, name) < needed:
+        logger.info("kaslite: raising torch._dynamo.config.%s to %d for %d seeds", name, needed, seeds)
+        setattr(dynamo.config, name, needed)
 
 
 def _distributed() -> bool:
@@ -202,7 +204,7 @@ class Grower:
             state = seed.state
             if state is SeedState.BLENDING:
                 if seed.advance_blend():
-                    self._transition(seed, seed.activate)
+                    self._transition(seed, seed.activate, epoch=self.epoch + 1)  # during the next epoch
             elif state is SeedState.TRAINING:
                 seed.shadow_step()
 
@@ -286,21 +288,29 @@ class Grower:
         return list(value)
 
     def _apply(self, actions: list[Action]) -> list[SeedTransition]:
-        made = []
+        """Apply the policy's actions, once every one of them is known to be possible."""
+        where = f"growth policy {self.policy_name} at epoch {self.epoch}"
+        planned: dict[str, SeedState] = {}
         for action in actions:
             if not isinstance(action, (Germinate, Cull)):
-                raise GrowthPolicyError(
-                    f"growth policy {self.policy_name} returned {action!r} at epoch {self.epoch}; "
-                    "expected Germinate or Cull"
-                )
+                raise GrowthPolicyError(f"{where} returned {action!r}; expected Germinate or Cull")
             seed = self.seeds.get(action.seed_id)
             if seed is None:
                 raise GrowthPolicyError(
-                    f"growth policy {self.policy_name} named unknown seed {action.seed_id!r} at epoch "
-                    f"{self.epoch}; seeds: {', '.join(self.seeds)}"
+                    f"{where} named unknown seed {action.seed_id!r}; seeds: {', '.join(self.seeds)}"
                 )
-            made.append(self._transition(seed, seed.germinate if isinstance(action, Germinate) else seed.cull))
-        return made
+            current = planned.get(seed.seed_id, seed.state)
+            target = SeedState.TRAINING if isinstance(action, Germinate) else SeedState.CULLED
+            if target not in ALLOWED_TRANSITIONS[current]:
+                raise GrowthPolicyError(
+                    f"{where} asked to {type(action).__name__.lower()} {seed.seed_id}, which is {current.value}"
+                )
+            planned[seed.seed_id] = target
+        return [
+            self._transition(seed, seed.germinate if isinstance(action, Germinate) else seed.cull)
+            for action in actions
+            for seed in [self.seeds[action.seed_id]]
+        ]
 
     def _warn_about_drift(self) -> None:
         for seed in self._seed_list:
@@ -316,8 +326,10 @@ class Grower:
 
     # -- transitions ---------------------------------------------------------------
 
-    def _transition(self, seed: SentinelSeed, change: Callable[[], None]) -> SeedTransition:
-        """Apply one seed transition, measuring how far it moved the output on the probe batch."""
+    def _transition(self, seed: SentinelSeed, change: Callable[[], None], epoch: int | None = None) -> SeedTransition:
+        """Apply one seed transition, measuring how far it moved the output on the probe batch.
+
+        ``epoch``: the epoch it belongs to (by default the one that just finished)."""
         before_state = seed.state.value
         before = self._probe_output()
         change()
@@ -328,7 +340,9 @@ class Grower:
                     torch.distributed.broadcast(tensor, src=0)
         after = self._probe_output()
         moved = math.nan if before is None or after is None else float((after - before).abs().max())
-        event = SeedTransition(self.epoch, seed.seed_id, before_state, seed.state.value, seed.alpha, moved)
+        event = SeedTransition(
+            self.epoch if epoch is None else epoch, seed.seed_id, before_state, seed.state.value, seed.alpha, moved
+        )
         self.trackers.emit("on_seed_transition", event)
         return event
 
@@ -336,12 +350,14 @@ class Grower:
     def _probe_output(self) -> torch.Tensor | None:
         if self.probe is None or self.probe.shape[0] == 0:
             return None
-        was_training = self.model.training
+        # Each module's own mode comes back afterwards: a user may keep some (BatchNorm...) in eval.
+        modes = [(module, module.training) for module in self.model.modules()]
         self.model.eval()
         try:
             out = self.model(self.probe)
         finally:
-            self.model.train(was_training)
+            for module, training in modes:
+                module.training = training
         if isinstance(out, torch.Tensor):
             return out.detach().float()
         leaves = [t for t in (out.values() if isinstance(out, Mapping) else out) if isinstance(t, torch.Tensor)]

@@ -15,7 +15,8 @@ from kaslite.train.tracker import Tracker
 from kaslite.train.trainer import CHECKPOINT, Trainer, resolve_device
 
 CONFIG_FILE = "config.yaml"
-# What a resumed run may change: its length, its policy's settings (trackers are chosen apart).
+# What a resumed run may change: its length, its policy's settings but not the policy itself
+# (trackers are chosen apart).
 RESUMABLE = ("train.adaptation_epochs", "controller.")
 
 
@@ -127,7 +128,8 @@ def resume_overrides(saved: ExperimentConfig, layer: Mapping[str, Any]) -> Exper
     merged = structure(deep_merge(config_to_dict(saved), dict(layer)), ExperimentConfig)
     before, after = flatten(saved), flatten(merged)
     changed = sorted(key for key in after if after[key] != before.get(key))
-    refused = [key for key in changed if not key.startswith(RESUMABLE)]
+    # The policy's settings may change, not the policy: its saved state is the old policy's.
+    refused = [key for key in changed if not key.startswith(RESUMABLE) or key == "controller.name"]
     if refused:
         raise ConfigError(
             f"cannot change {', '.join(refused)} when resuming (the run was made with other values); "
@@ -143,7 +145,10 @@ def epochs_done(run_dir: Path) -> int:
     checkpoint = Path(run_dir) / CHECKPOINT
     if not checkpoint.is_file():
         return 0
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["grower"]["epoch"])
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if "grower" not in state:
+        raise ConfigError(f"cannot resume {str(run_dir)!r}: its checkpoint was written by an older kaslite")
+    return int(state["grower"]["epoch"])
 
 
 def resume_experiment(

@@ -209,7 +209,8 @@ class Trainer:
         self.saved_epoch = self.epoch
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        # On the CPU: RNG states must stay there; the load_state_dict calls move the rest.
+        state = torch.load(path, map_location="cpu", weights_only=True)
         self.net.load_state_dict(state["model"])
         self.grower.load_state_dict(state["grower"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -233,16 +234,18 @@ class Trainer:
 
     def _train_epoch(self) -> float:
         self.net.train()
-        total, count = 0.0, 0
+        total: torch.Tensor | float = 0.0
+        count = 0
         for x, y in self.batches.train():
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.net(x), y)
             loss.backward()
             self.optimizer.step()
             self.grower.step()
-            total += loss.item() * x.shape[0]
+            # Summed as a tensor and read once per epoch: no device sync per step.
+            total = total + loss.detach().double() * x.shape[0]
             count += x.shape[0]
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
 
     @torch.no_grad()
     def _validate(self) -> tuple[float, float]:
