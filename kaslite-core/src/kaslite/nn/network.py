@@ -18,7 +18,9 @@ class SeedSlot(nn.Module):
     """The seeds after one hidden block. Output: x plus the sum of their deltas.
 
     A sum, not a mean, so each seed's α and drift are what it really adds:
-    an active seed contributes its whole ``child(x) − x``.
+    an active seed contributes its whole ``child(x) − x``. The network calls
+    slots' and seeds' ``forward`` directly (a module call costs as much as a
+    dormant seed), so forward hooks on them do not fire.
     """
 
     def __init__(self, seeds: list[SentinelSeed]) -> None:

@@ -77,7 +77,9 @@ class SentinelSeed(nn.Module):
     """A dormant slot that can grow ``child`` into the trunk without disturbing it.
 
     ``dim`` is the number of features (or channels) of the activation at the
-    slot, which may be ``(B, dim)``, ``(B, T, dim)`` or ``(B, dim, H, W)``.
+    slot, which may be ``(B, dim)``, ``(B, T, dim)`` or ``(B, dim, H, W)``. The
+    reservoir keeps whole samples, so their shape must stay the same while the
+    seed shadow-trains (a new shape starts the reservoir over).
     Without ``child`` the seed builds one with ``blueprint`` (``mlp`` by
     default; ``conv`` for feature maps). ``seed_id`` defaults to the seed's
     attribute path inside the model the growth driver is given.
