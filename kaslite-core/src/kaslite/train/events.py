@@ -24,6 +24,8 @@ class RunContext:
     :param quiet: console output should be only the final summary line.
     :param tracker_options: tracker name -> its validated ``options_type``
         instance (see ``TrackerSpec``).
+    :param threads: torch threads the run trains with (``train.threads``, or
+        the automatic choice for the network's size).
     :param labels: free-form context, e.g. ``{"sweep_id": ..., "trial": "3"}``
         for a sweep's trials.
     :param history: ``history.csv`` rows written before a resume, so a file
@@ -40,6 +42,7 @@ class RunContext:
     start_epoch: int = 0
     quiet: bool = False
     tracker_options: dict[str, Any] = attrs.field(factory=dict)
+    threads: int = 0
     labels: dict[str, str] = attrs.field(factory=dict)
     history: tuple[dict[str, Any], ...] = ()
     events: tuple[dict[str, Any], ...] = ()

@@ -62,7 +62,8 @@ class ConsoleTracker(Tracker):
         if self.live_mode:
             self._dashboard = Dashboard(run)
         what = "resuming" if run.resumed else "starting"
-        self._print(f"{what} {run.run_name} ({run.total_epochs} epochs) -> {run.run_dir}")
+        threads = f", {run.threads} thread{'s' if run.threads != 1 else ''}" if run.threads else ""
+        self._print(f"{what} {run.run_name} ({run.total_epochs} epochs{threads}) -> {run.run_dir}")
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         if self._dashboard is not None:
