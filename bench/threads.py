@@ -85,7 +85,8 @@ def main() -> None:
         print(json.dumps({"threads": available, "load_average": load, "rows": rows}, indent=2))
         return
     print(f"{available} threads available, load average {load:.2f}")
-    print(f"{'hidden':>6} {'batch':>5} {'params':>9} {'1 thread ms':>11} {f'{available} threads ms':>13} {'ratio':>6} auto")
+    many = f"{available} threads ms"
+    print(f"{'hidden':>6} {'batch':>5} {'params':>9} {'1 thread ms':>11} {many:>13} {'ratio':>6} auto")
     for row in rows:
         print(
             f"{row['hidden_dim']:>6} {row['batch']:>5} {row['params']:>9} {row['one_thread_ms']:>11} "

@@ -8,13 +8,17 @@ import socket
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from mlflow import MlflowClient
 
 import kaslite
 from kaslite.config import build_config, flatten, load_yaml
-from kaslite.hookspecs import TrackerSpec
+from kaslite.control.base import Controller
+from kaslite.hookspecs import ControllerSpec, TrackerSpec
+from kaslite.testing import invoke
 from kaslite.train import Tracker
+from kaslite.train.grower import GrowthPolicyError
 from kaslite.train.runner import resume_experiment, run_experiment
 from kaslite_tracking import mlflow_tracker
 
@@ -255,6 +259,7 @@ def test_a_resumed_run_is_one_complete_mlflow_run(store, first, hard_kill, monke
     settings = {"tracking_uri": store, "register": False}
     with monkeypatch.context() as patch:
         if hard_kill:  # SIGKILL before the first flush: nothing is sent or closed
+            patch.setattr(mlflow_tracker.MlflowTracker, "on_run_failed", lambda self, event: None)
             patch.setattr(mlflow_tracker.MlflowTracker, "close", lambda self: None)
             patch.setattr(mlflow_tracker, "FLUSH_EVERY_S", 1e9)
         with pytest.raises(Killed):
@@ -273,6 +278,78 @@ def test_a_resumed_run_is_one_complete_mlflow_run(store, first, hard_kill, monke
     assert len(rows) == 9
     for key in EPOCH_METRICS:
         assert metric_history(client, run.info.run_id, key) == [(int(r["epoch"]), float(r[key])) for r in rows]
+
+
+class InterruptAt(Tracker):
+    """Ctrl-C at one epoch: KeyboardInterrupt raised where the trainer is. Keeps where the run was tracked."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+        self.places = None
+
+    def on_epoch_end(self, record):
+        if record.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+    def on_run_tracked(self, event):
+        self.places = event.places
+
+
+class NoDecision(Controller):
+    """A growth policy that raises on its first decision (the first adaptation epoch, 4 here) while ``failing``."""
+
+    failing = True
+
+    def decide(self, obs):
+        if self.failing:
+            raise RuntimeError("no decision")
+        return []
+
+
+class BrokenPolicy:
+    @kaslite.hookimpl
+    def kaslite_controllers(self):
+        return [ControllerSpec("broken", lambda config: NoDecision())]
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "error"])
+def test_a_stopped_run_is_killed_or_failed_keeps_its_epochs_and_resumes_the_same_mlflow_run(store, stop, monkeypatch):
+    use_tiny_data()
+    settings = {"tracking_uri": store, "register": False}
+    config = tiny_config()
+    interrupt = InterruptAt(3)
+    if stop == "interrupt":
+        register_tracker("stop", interrupt)
+        trackers, raised = ["json", "stop", "mlflow"], KeyboardInterrupt
+    else:
+        kaslite.get_plugin_manager().register(BrokenPolicy(), name="broken")
+        config = attrs.evolve(config, controller=attrs.evolve(config.controller, name="broken"))
+        trackers, raised = ["json", "mlflow"], GrowthPolicyError
+    with pytest.raises(raised):
+        run_experiment(config, "out", "stopped", trackers, quiet=True, tracker_settings=settings)
+    client = MlflowClient(tracking_uri=store)
+    (stopped,) = kaslite_runs(client)
+    expected = (
+        ("KILLED", "interrupted", [1, 2])
+        if stop == "interrupt"
+        else (
+            "FAILED",
+            "GrowthPolicyError: growth policy 'broken' (plugin broken) raised at epoch 4: RuntimeError: no decision",
+            [1, 2, 3, 4],
+        )
+    )
+    logged = [step for step, _ in metric_history(client, stopped.info.run_id, "val_acc")]
+    assert (stopped.info.status, stopped.data.tags["kaslite.stopped"], logged) == expected
+    if stop == "interrupt":  # what the console's last line shows
+        assert interrupt.places == (f"MLflow run {stopped.info.run_id} in experiment 'kaslite' ({store}, KILLED)",)
+
+    if stop == "error":
+        monkeypatch.setattr(NoDecision, "failing", False)  # fixed, and resumed
+    resume_experiment("out/stopped", ["json", "mlflow"], quiet=True, tracker_settings=settings)
+    (run,) = kaslite_runs(client)
+    assert (run.info.run_id, run.info.status) == (stopped.info.run_id, "FINISHED")
+    assert "kaslite.stopped" not in run.data.tags
+    assert [step for step, _ in metric_history(client, run.info.run_id, "val_acc")] == list(range(1, 10))
 
 
 def test_a_store_failing_mid_run_costs_one_warning(store, caplog, monkeypatch):
@@ -352,3 +429,20 @@ def test_the_fluent_tracking_uri_is_put_back_as_it_was(monkeypatch, tmp_path):
         assert mlflow.get_tracking_uri() == "sqlite:///pinned.db"
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_the_last_lines_say_where_the_run_was_tracked(store):
+    use_tiny_data()
+    result = invoke(
+        "run", *TINY, "--output-dir", "out", "--run-name", "where", "--tracking-uri", store,
+        "--register-threshold", "0", "--staging-threshold", "0",
+        "--tracker", "console", "--tracker", "tensorboard", "--tracker", "mlflow",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run,) = kaslite_runs(MlflowClient(tracking_uri=store))
+    *_, summary, tracked = result.stdout.splitlines()
+    assert summary.startswith("where: val_acc ")
+    assert tracked == (
+        f"tracked: TensorBoard {Path('runs', 'where')}; MLflow run {run.info.run_id} in experiment 'kaslite' "
+        f"({store}); registered as models:/kaslite/1, alias staging"
+    )

@@ -113,7 +113,9 @@ def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on(tmp_path, given, ex
     if given is not None:
         env["MLFLOW_DISABLE_TELEMETRY"] = given
         # The user's own choice: telemetry on. Its config fetch fails here (no route to the host), harmlessly.
-    proc = subprocess.run([sys.executable, "-c", TELEMETRY_CLIENT], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", TELEMETRY_CLIENT], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == expected.split()
     assert (tmp_path / "mlflow" / "telemetry.json").exists() is (given == "false")

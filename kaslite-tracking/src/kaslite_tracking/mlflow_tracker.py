@@ -10,7 +10,9 @@ the TensorBoard logs under ``tensorboard/``, and the model (see
 :mod:`kaslite_tracking.model_logging`). A sweep's trials (``run.labels`` with
 ``sweep_id``) become children of one parent run per sweep, which stays
 RUNNING until the sweep ends (:func:`end_sweep_parent`): FINISHED, or FAILED
-when every trial failed.
+when every trial failed. A run stopped before its end is KILLED when the user
+interrupted it (Ctrl-C) and FAILED on an error (tag ``kaslite.stopped``), with
+every finished epoch logged; ``kaslite run --resume`` continues the same run.
 
 A store that cannot be reached, or fails mid-run, raises one
 :class:`~kaslite_tracking.store.StoreError`: the trainer reports it once and
@@ -31,6 +33,7 @@ from kaslite.train.events import (
     ModelReady,
     PhaseChange,
     RunContext,
+    RunFailed,
     RunSummary,
     RunWarning,
     SeedTransition,
@@ -50,6 +53,8 @@ MAX_TAGS_PER_CALL = 100
 # trains in one epoch: epoch metrics and tags are sent together at most this
 # often (and at the end), each metric with the time it was recorded.
 FLUSH_EVERY_S = 2.0
+# Why a run stopped before its end: "interrupted" (Ctrl-C, status KILLED) or the error (status FAILED).
+STOPPED_TAG = "kaslite.stopped"
 
 
 def _epoch_metrics(values: dict[str, float], epoch: int) -> list[Any]:
@@ -110,8 +115,11 @@ class MlflowTracker(Tracker):
         self.model_id: str | None = None
         self.model_logging_s: float | None = None
         self.registered: Any = None  # the registry.VersionInfo, when the model was registered
+        self.alias: str | None = None  # the alias the registered version got
+        self.status = "RUNNING"  # the MLflow run's status as this tracker last set it
         self._pending: list[Any] = []  # epoch metrics not sent yet
         self._pending_tags: dict[str, str] = {}
+        self._logged_through = 0  # epochs a resumed run's MLflow run already has
         self._last_flush = time.monotonic()
         self._start_failure: Exception | None = None
         self._ended = False
@@ -158,6 +166,8 @@ class MlflowTracker(Tracker):
             if reused is not None:
                 self.run_id = reused
                 self.client.update_run(reused, status="RUNNING")
+                if STOPPED_TAG in self.client.get_run(reused).data.tags:  # it goes on: no longer stopped
+                    self.client.delete_tag(reused, STOPPED_TAG)
                 logged = max((m.step for m in self.client.get_metric_history(reused, "val_acc")), default=0)
             else:
                 tags = self._tags(run, run_dir)
@@ -167,6 +177,9 @@ class MlflowTracker(Tracker):
             for row in run.history:
                 if int(row["epoch"]) > logged:
                     self._log_row(row, run.seed_ids)
+            # Epochs it has beyond the checkpoint (a policy that raised after its epoch's record) run again
+            # from the same state to the same values: they are not logged twice.
+            self._logged_through = logged
         self._last_flush = time.monotonic()
 
     def _experiment(self) -> str:
@@ -253,6 +266,8 @@ class MlflowTracker(Tracker):
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         self._raise_start_failure()
+        if record.epoch <= self._logged_through:
+            return
         values = {
             "train_loss": record.train_loss,
             "val_loss": record.val_loss,
@@ -324,6 +339,7 @@ class MlflowTracker(Tracker):
         with self._store():
             self.client.set_terminated(self.run_id, "FINISHED")  # a sweep's parent ends with the sweep
             self._ended = True
+            self.status = "FINISHED"
 
     def _log_files(self, run_dir: Path, metrics: dict[str, Any]) -> None:
         for name in RUN_FILES:
@@ -347,12 +363,34 @@ class MlflowTracker(Tracker):
         tags = {"kaslite.registered_model": info.name, "kaslite.registered_version": info.version}
         if val_acc >= self.options.staging_threshold:
             registry.move_alias("staging", info.version, "auto")
-            tags["kaslite.registered_alias"] = "staging"
+            tags["kaslite.registered_alias"] = self.alias = "staging"
         self._pending_tags.update(tags)
         self.registered = info
 
+    def on_run_failed(self, event: RunFailed) -> None:
+        # Stopped by the user (Ctrl-C): KILLED; stopped by an error: FAILED, with the error as a tag.
+        # Either way the epochs it finished are logged, and --resume continues this MLflow run.
+        if self.run_id is None or self._failed:
+            return
+        self.status = "KILLED" if event.interrupted else "FAILED"
+        self._pending_tags[STOPPED_TAG] = "interrupted" if event.interrupted else event.error[:500]
+        self._flush()
+        with self._store():
+            self.client.set_terminated(self.run_id, self.status)
+            self._ended = True
+
+    def where(self) -> list[str]:
+        if self.run_id is None or self._failed:
+            return []
+        status = "" if self.status == "FINISHED" else f", {self.status}"
+        places = [f"MLflow run {self.run_id} in experiment {self.options.experiment!r} ({self.tracking_uri}{status})"]
+        if self.registered is not None:
+            alias = f", alias {self.alias}" if self.alias else ""
+            places.append(f"registered as models:/{self.registered.name}/{self.registered.version}{alias}")
+        return places
+
     def close(self) -> None:
-        # A run that never reached on_run_end failed or was interrupted; after a
+        # A run whose driver never sent on_run_end nor on_run_failed; after a
         # store failure there is nothing to tell the store.
         if self.run_id is None or self._ended or self._failed:
             return

@@ -317,6 +317,7 @@ class Trainer:
                 return self._finish()
             except BaseException as exc:
                 self.trackers.emit("on_run_failed", RunFailed.from_exception(self.epoch + 1, exc, self.run_dir))
+                self.trackers.announce_places(self.epoch + 1)
                 raise
         finally:
             self.trackers.close()
@@ -345,4 +346,5 @@ class Trainer:
             self.trackers.emit("on_model_ready", ModelReady(model_path, metadata))
         summary = RunSummary(self.run_dir or Path("."), self.run_name, metrics)
         self.trackers.emit("on_run_end", summary)
+        self.trackers.announce_places(self.epoch)
         return summary
