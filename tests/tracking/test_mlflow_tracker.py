@@ -446,3 +446,38 @@ def test_the_last_lines_say_where_the_run_was_tracked(store):
         f"tracked: TensorBoard {Path('runs', 'where')}; MLflow run {run.info.run_id} in experiment 'kaslite' "
         f"({store}); registered as models:/kaslite/1, alias staging"
     )
+
+
+def test_a_sweep_registers_no_trial_and_only_its_best_when_asked(store, tmp_path):
+    use_tiny_data()
+    (tmp_path / "lrs.yaml").write_text("lr: [0.003, 0.03, 0.3]\n")
+    flags = [*TINY, "--tracker", "mlflow", "--tracking-uri", store, "--experiment", "sweeps"]
+    flags += ["--register-threshold", "0", "--staging-threshold", "0"]  # every trial would qualify
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+
+    plain = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "plain")
+    assert plain.exit_code == 0, plain.output
+    assert client.search_model_versions("name = 'kaslite'") == []
+
+    asked = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "asked", "--register-best")
+    assert asked.exit_code == 0, asked.output
+    summary = json.loads(Path("asked/sweep_summary.json").read_text())
+    rows = [row for row in summary["trials"] if row["status"] == "completed"]
+    best = max(rows, key=lambda row: (row["metrics"]["val_acc"], -row["run_id"]))
+    (version,) = client.search_model_versions("name = 'kaslite'")
+    run = client.get_run(version.run_id)
+    assert run.data.tags["kaslite.run_name"] == best["run_slug"]
+    assert run.data.tags["kaslite.sweep_id"] == summary["sweep_id"]
+    assert client.get_registered_model("kaslite").aliases == {"staging": 1}
+    parent = sweep_parent(client, summary["sweep_id"])
+    assert (parent.data.tags["kaslite.registered_version"], parent.data.tags["kaslite.best_trial_run_id"]) == (
+        "1",
+        run.info.run_id,
+    )
+    line = f"kaslite sweep: registered the best trial {best['run_slug']} (val_acc {best['metrics']['val_acc']:.4f}) "
+    assert f"{line}as models:/kaslite/1, alias staging" in asked.stdout
+
+    # The same sweep again (its study is done): its end is heard again, and nothing more is registered.
+    again = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "asked", "--register-best")
+    assert again.exit_code == 0, again.output
+    assert len(client.search_model_versions("name = 'kaslite'")) == 1

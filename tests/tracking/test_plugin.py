@@ -47,6 +47,7 @@ def test_options_defaults_and_validation():
         "tracking_uri": "",
         "model_name": "kaslite",
         "register": True,
+        "register_best": False,
         "register_threshold": 0.70,
         "staging_threshold": 0.90,
     }

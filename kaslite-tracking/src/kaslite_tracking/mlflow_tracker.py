@@ -22,6 +22,7 @@ detaches this tracker, and the run completes with its local files.
 import contextlib
 import getpass
 import logging
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,11 @@ MAX_TAGS_PER_CALL = 100
 FLUSH_EVERY_S = 2.0
 # Why a run stopped before its end: "interrupted" (Ctrl-C, status KILLED) or the error (status FAILED).
 STOPPED_TAG = "kaslite.stopped"
+# Run tags: the logged model, and the registered version it became (on a sweep's parent run too).
+MODEL_ID = "kaslite.model_id"
+REGISTERED_MODEL = "kaslite.registered_model"
+REGISTERED_VERSION = "kaslite.registered_version"
+REGISTERED_ALIAS = "kaslite.registered_alias"
 
 
 def _epoch_metrics(values: dict[str, float], epoch: int) -> list[Any]:
@@ -81,7 +87,10 @@ SWEEP_STATUS = {"finished": "FINISHED", "failed": "FAILED"}
 
 
 def end_sweep_parent(sweep: Any) -> None:
-    """End the parent run of a sweep whose trials logged to MLflow (the ``kaslite_sweep_end`` hook)."""
+    """End the parent run of a sweep whose trials logged to MLflow (the ``kaslite_sweep_end`` hook).
+
+    With ``--register-best``, a finished sweep first registers its best trial's model.
+    """
     from mlflow import MlflowClient
 
     if "mlflow" not in sweep.trackers or sweep.status not in SWEEP_STATUS:
@@ -94,8 +103,91 @@ def end_sweep_parent(sweep: Any) -> None:
         experiment = client.get_experiment_by_name(options.experiment)
         if experiment is None:
             return  # no trial got as far as logging
-        for parent in sweep_parents(client, str(experiment.experiment_id), sweep.sweep_id):
+        parents = sweep_parents(client, str(experiment.experiment_id), sweep.sweep_id)
+        if options.register_best and sweep.status == "finished" and parents:
+            register_best_trial(client, tracking_uri, options, str(experiment.experiment_id), parents[0], sweep)
+        for parent in parents:
             client.set_terminated(parent.info.run_id, SWEEP_STATUS[sweep.status])
+
+
+def best_trial(client: Any, experiment_id: str, parent_run_id: str, metric: str, direction: str) -> Any:
+    """The finished trial run under the sweep's parent run with the best ``final.<metric>``, or None."""
+    query = f"tags.`mlflow.parentRunId` = '{_quote(parent_run_id)}' and attributes.status = 'FINISHED'"
+    key = f"final.{metric}"
+    scored = [
+        run
+        for run in client.search_runs([experiment_id], query, max_results=10_000)
+        if math.isfinite(run.data.metrics.get(key, math.nan))
+    ]
+    sign = 1.0 if direction == "maximize" else -1.0
+    # The best value; among equals, the trial that started first.
+    return max(scored, key=lambda run: (sign * run.data.metrics[key], -run.info.start_time), default=None)
+
+
+def register_best_trial(
+    client: Any, tracking_uri: str, options: MlflowOptions, experiment_id: str, parent: Any, sweep: Any
+) -> None:
+    """Register the model of a finished sweep's best trial, once, with the thresholds a run uses."""
+    if REGISTERED_VERSION in parent.data.tags:
+        return  # another worker of the sweep got here first
+    best = best_trial(client, experiment_id, parent.info.run_id, sweep.metric, sweep.direction)
+    if best is None or MODEL_ID not in best.data.tags:
+        return
+    metrics = best.data.metrics
+    registered = register_model(
+        client,
+        tracking_uri,
+        options,
+        model_id=best.data.tags[MODEL_ID],
+        run_id=best.info.run_id,
+        val_acc=float(metrics["final.val_acc"]),
+        problem=best.data.tags.get("kaslite.problem", ""),
+        seeds_activated=int(metrics.get("final.seeds_activated", 0)),
+    )
+    if registered is None:
+        print(
+            f"kaslite sweep: best trial {best.data.tags.get('kaslite.run_name', best.info.run_id)} not registered: "
+            f"val_acc {metrics['final.val_acc']:.4f} is below --register-threshold {options.register_threshold}",
+            flush=True,
+        )
+        return
+    tags, info = registered
+    for key, value in {**tags, "kaslite.best_trial_run_id": best.info.run_id}.items():
+        client.set_tag(parent.info.run_id, key, value)
+    for key, value in tags.items():
+        client.set_tag(best.info.run_id, key, value)
+    alias = f", alias {tags[REGISTERED_ALIAS]}" if REGISTERED_ALIAS in tags else ""
+    print(
+        f"kaslite sweep: registered the best trial {best.data.tags.get('kaslite.run_name', best.info.run_id)} "
+        f"({sweep.metric} {metrics[f'final.{sweep.metric}']:.4f}) as {info.uri}{alias}",
+        flush=True,
+    )
+
+
+def register_model(
+    client: Any,
+    tracking_uri: str,
+    options: MlflowOptions,
+    *,
+    model_id: str,
+    run_id: str,
+    val_acc: float,
+    problem: str,
+    seeds_activated: int,
+) -> tuple[dict[str, str], Any] | None:
+    """Register a logged model when ``val_acc`` reaches the register threshold, and give it the alias
+    ``staging`` from the staging threshold. Returns the tags that say so and the version, or None."""
+    from kaslite_tracking.registry import Registry
+
+    if val_acc < options.register_threshold:
+        return None
+    registry = Registry(client, options.model_name, tracking_uri)
+    info = registry.register(model_id, run_id, val_acc, problem, seeds_activated)
+    tags = {REGISTERED_MODEL: info.name, REGISTERED_VERSION: info.version}
+    if val_acc >= options.staging_threshold:
+        registry.move_alias("staging", info.version, "auto")
+        tags[REGISTERED_ALIAS] = "staging"
+    return tags, info
 
 
 class MlflowTracker(Tracker):
@@ -306,7 +398,7 @@ class MlflowTracker(Tracker):
             )
             self.model_logging_s = time.perf_counter() - started
             self.model_id = info.model_id
-            self._pending_tags["kaslite.model_id"] = info.model_id
+            self._pending_tags[MODEL_ID] = info.model_id
             self._pending_tags["kaslite.model_logging_s"] = f"{self.model_logging_s:.3f}"
         logger.info("kaslite: logged the model to MLflow run %s in %.2f s", self.run_id, self.model_logging_s)
 
@@ -333,7 +425,8 @@ class MlflowTracker(Tracker):
         self._pending.extend(finals)
         with self._store():
             self._log_files(Path(summary.run_dir), summary.metrics)
-            if self.options.register and self.model_id is not None:
+            # A sweep's trials never register themselves: at most its best one is, when the sweep ends.
+            if self.options.register and self.model_id is not None and "sweep_id" not in self.labels:
                 self._register(summary.metrics)
         self._flush()
         with self._store():
@@ -351,21 +444,20 @@ class MlflowTracker(Tracker):
             self.client.log_artifacts(self.run_id, str(self.tensorboard_dir), "tensorboard")
 
     def _register(self, metrics: dict[str, Any]) -> None:
-        from kaslite_tracking.registry import Registry
-
-        val_acc = float(metrics["val_acc"])
-        if val_acc < self.options.register_threshold:
-            return
-        registry = Registry(self.client, self.options.model_name, self.tracking_uri)
-        info = registry.register(
-            str(self.model_id), str(self.run_id), val_acc, self.config.data.problem, metrics["seeds_activated"]
+        registered = register_model(
+            self.client,
+            self.tracking_uri,
+            self.options,
+            model_id=str(self.model_id),
+            run_id=str(self.run_id),
+            val_acc=float(metrics["val_acc"]),
+            problem=self.config.data.problem,
+            seeds_activated=int(metrics["seeds_activated"]),
         )
-        tags = {"kaslite.registered_model": info.name, "kaslite.registered_version": info.version}
-        if val_acc >= self.options.staging_threshold:
-            registry.move_alias("staging", info.version, "auto")
-            tags["kaslite.registered_alias"] = self.alias = "staging"
-        self._pending_tags.update(tags)
-        self.registered = info
+        if registered is not None:
+            tags, self.registered = registered
+            self.alias = tags.get(REGISTERED_ALIAS)
+            self._pending_tags.update(tags)
 
     def on_run_failed(self, event: RunFailed) -> None:
         # Stopped by the user (Ctrl-C): KILLED; stopped by an error: FAILED, with the error as a tag.
