@@ -56,7 +56,7 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
         expected = [(int(r["epoch"]), float(r[f"{seed}_alpha"])) for r in rows]
         assert metric_history(client, trained.run_id, f"seed_alpha.{seed}") == expected
 
-    metrics = trained.metrics()
+    metrics = trained.summary.metrics  # metrics.json plus timing.json
     finals = {key[len("final.") :]: value for key, value in run.data.metrics.items() if key.startswith("final.")}
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     assert finals == {key: float(value) for key, value in numeric.items()}
@@ -77,13 +77,13 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
     assert tags["kaslite.run_dir"] == str(trained.run_dir)
 
     top = {artifact.path for artifact in client.list_artifacts(trained.run_id)}
-    assert top == {"config.yaml", "history.csv", "events.jsonl", "metrics.json", "tensorboard"}
+    assert top == {"config.yaml", "history.csv", "events.jsonl", "metrics.json", "timing.json", "tensorboard"}
     (event_file,) = client.list_artifacts(trained.run_id, "tensorboard")
     assert event_file.path.startswith("tensorboard/events.out.tfevents.")
     local = client.download_artifacts(trained.run_id, "", str(tmp_path))
-    for name in ("config.yaml", "history.csv", "events.jsonl"):
+    for name in ("config.yaml", "history.csv", "events.jsonl", "timing.json"):
         assert (tmp_path / name).read_bytes() == (trained.run_dir / name).read_bytes(), name
-    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert json.loads((tmp_path / "metrics.json").read_text()) == trained.metrics()
     assert local == str(tmp_path)
 
     (model_output,) = run.outputs.model_outputs
@@ -151,9 +151,13 @@ def test_sweep_trials_are_children_of_one_parent_per_sweep(store):
         sweep, trial = name.split("-t")
         assert child.data.tags["mlflow.parentRunId"] == parents[sweep].info.run_id
         assert (child.data.tags["kaslite.sweep_id"], child.data.tags["kaslite.trial"]) == (sweep, trial)
-        # Only the mlflow tracker ran: it wrote metrics.json itself.
-        path = client.download_artifacts(child.info.run_id, "metrics.json")
-        assert json.loads(Path(path).read_text()) == summaries[name].metrics
+        # Only the mlflow tracker ran: it wrote metrics.json and timing.json itself.
+        written = {
+            file: json.loads(Path(client.download_artifacts(child.info.run_id, file)).read_text())
+            for file in ("metrics.json", "timing.json")
+        }
+        assert {**written["metrics.json"], **written["timing.json"]} == summaries[name].metrics
+        assert list(written["timing.json"]) == ["wall_time_s"]
 
 
 def sweep_parent(client, sweep_id, experiment="sweeps"):
@@ -398,7 +402,7 @@ def test_an_unreachable_tracking_uri_costs_one_warning(env, tmp_path):
     assert proc.stdout.splitlines()[-1].startswith("offline: val_acc ")
     run_dir = tmp_path / "out" / "offline"
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint.pt", "config.yaml", "events.jsonl", "history.csv", "metrics.json", "model.pt",
+        "checkpoint.pt", "config.yaml", "events.jsonl", "history.csv", "metrics.json", "model.pt", "timing.json",
     ]  # fmt: skip
     assert not (tmp_path / "mlflow.db").exists()
     assert elapsed < 60  # no minutes of HTTP retries

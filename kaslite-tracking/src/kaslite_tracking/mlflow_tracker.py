@@ -6,7 +6,7 @@ with the epoch as step: ``train_loss``, ``val_loss``, ``val_acc``,
 final metric. Tags: ``kaslite.phase`` (and ``kaslite.phase<N>_start_epoch``),
 ``kaslite.seed.<id>`` (latest state) and ``kaslite.germination.<id>`` (epoch).
 Artifacts: the run dir's config.yaml, history.csv, events.jsonl, metrics.json,
-the TensorBoard logs under ``tensorboard/``, and the model (see
+timing.json, the TensorBoard logs under ``tensorboard/``, and the model (see
 :mod:`kaslite_tracking.model_logging`). A sweep's trials (``run.labels`` with
 ``sweep_id``) become children of one parent run per sweep, which stays
 RUNNING until the sweep ends (:func:`end_sweep_parent`): FINISHED, or FAILED
@@ -45,7 +45,7 @@ from kaslite_tracking.store import StoreError, check_store, mlflow_env, resolve_
 
 logger = logging.getLogger("kaslite.tracking")
 
-RUN_FILES = ("config.yaml", "history.csv", "events.jsonl", "metrics.json")
+RUN_FILES = ("config.yaml", "history.csv", "events.jsonl", "metrics.json", "timing.json")
 EXAMPLE_ROWS = 5
 MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limits
 MAX_METRICS_PER_CALL = 1000
@@ -435,11 +435,14 @@ class MlflowTracker(Tracker):
             self.status = "FINISHED"
 
     def _log_files(self, run_dir: Path, metrics: dict[str, Any]) -> None:
+        from kaslite.train.trackers.files import run_files_content
+
+        written = run_files_content(metrics)
         for name in RUN_FILES:
             if (run_dir / name).is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / name))
-            elif name == "metrics.json":  # the json tracker is off, or runs after this one
-                self.client.log_dict(self.run_id, metrics, name)
+            elif name in written:  # the json tracker is off, or runs after this one
+                self.client.log_dict(self.run_id, written[name], name)
         if self.tensorboard_dir is not None and self.tensorboard_dir.is_dir():
             self.client.log_artifacts(self.run_id, str(self.tensorboard_dir), "tensorboard")
 
