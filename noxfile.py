@@ -87,7 +87,9 @@ def with_test_extra(folder: str) -> str:
 def install(session: nox.Session, *folders: str, extras: tuple[str, ...] = ()) -> None:
     # Tiny networks train fastest on one thread, and tests start many processes on few cores.
     session.env["OMP_NUM_THREADS"] = "1"
-    sources = pip_sources() if session.venv_backend == "uv" else []  # pip reads its own configuration
+    # pip reads its own configuration. uv's environments come without pip, which MLflow's model logging
+    # asks for its version (and warns without): they get it, like the environments venv makes.
+    sources = [*pip_sources(), "pip"] if session.venv_backend == "uv" else []
     folders = tuple(dict.fromkeys(("kaslite-core", *folders)))
     editable = [arg for folder in folders for arg in ("-e", with_test_extra(folder))]
     session.install(*sources, TORCH, *editable, *TEST_TOOLS, *extras)
