@@ -30,7 +30,10 @@ nox.options.sessions = ["lint", "typecheck", "tests", "engine", "e2e"]
 ROOT = Path(__file__).parent
 # Every install path pins torch (see the README: which wheel that is depends on the machine's pip sources).
 TORCH = "torch==2.13.0"
-TEST_TOOLS = ["pytest>=8", "pytest-timeout"]
+TEST_TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist"]
+# Tests run in one worker process per core (at most four): each test is single-threaded
+# (OMP_NUM_THREADS=1), so two cores run the suite in about half the time.
+PARALLEL = ["--numprocesses", "auto", "--maxprocesses", "4"]
 # pip settings that say where packages come from, and the installer flag of each.
 PIP_SOURCES = {
     "index-url": "--index-url",
@@ -101,12 +104,12 @@ def tests(session: nox.Session, package: str) -> None:
     """One package's tests with only that package (and kaslite-core, and its test companions) installed."""
     companions = [folder for folder in TEST_COMPANIONS.get(package, ()) if folder in PACKAGES.values()]
     install(session, PACKAGES[package], *companions)
-    session.run("pytest", f"tests/{package}", *session.posargs)
+    session.run("pytest", *PARALLEL, f"tests/{package}", *session.posargs)
 
 
 @nox.session
 def engine(session: nox.Session) -> None:
-    """The engine under torch.compile and DDP (two gloo processes): slower, so a session of its own."""
+    """The engine under torch.compile and DDP (two gloo processes, so one test at a time): a session of its own."""
     install(session, "kaslite-core")
     session.run("pytest", "tests/engine", *session.posargs)
 
@@ -115,14 +118,14 @@ def engine(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """End-to-end tests with every package installed (and dvc for the pipeline test)."""
     install(session, *PACKAGES.values(), extras=("dvc>=3",))
-    session.run("pytest", "tests/e2e", *session.posargs)
+    session.run("pytest", *PARALLEL, "tests/e2e", *session.posargs)
 
 
 @nox.session
 def tests_all(session: nox.Session) -> None:
     """Every test, every package installed in one environment."""
     install(session, *PACKAGES.values(), extras=("dvc>=3",))
-    session.run("pytest", "tests", *session.posargs)
+    session.run("pytest", *PARALLEL, "tests", *session.posargs)
 
 
 @nox.session
