@@ -24,6 +24,7 @@ STATE_STYLES = {
     "active": "bold green",
     "culled": "red",
 }
+REDRAW_S = 0.1  # the live dashboard's shortest interval between two drawings
 # What drift is, in the words the dashboard shows under the seeds.
 DRIFT_NOTE = (
     "drift = |y - x| / |x|: how much a blending or active seed changes its layer's output; "
@@ -189,6 +190,7 @@ class Dashboard:
         self.rows: list[EpochRecord] = []
         self.live = Live(self._render(), console=self.console, auto_refresh=False)
         self.live.start()
+        self._drawn = time.monotonic()
 
     def _render(self) -> Any:
         from rich.console import Group
@@ -234,7 +236,14 @@ class Dashboard:
         # Rich's estimate from this session's recent epochs (the one its ETA uses), not those before a resume.
         speed = task.speed
         self.progress.update(task_id, rate=f"{speed:.1f} epochs/s" if speed else "")
+        # Drawn at most ten times a second: a small network finishes dozens of epochs a second,
+        # and drawing each one cost about a tenth of the run.
+        if time.monotonic() - self._drawn >= REDRAW_S:
+            self._draw()
+
+    def _draw(self) -> None:
         self.live.update(self._render(), refresh=True)
+        self._drawn = time.monotonic()
 
     def banner(self, text: str) -> None:
         """A line above the live display (wrapped, never cut: warnings explain themselves)."""
@@ -243,4 +252,5 @@ class Dashboard:
         self.live.console.print(Text(text, style="bold magenta"))
 
     def stop(self) -> None:
+        self._draw()  # the last epochs, whenever they came
         self.live.stop()
