@@ -201,3 +201,15 @@ def test_resume_of_a_folder_that_is_not_a_run(tiny_data, tmp_path):
     assert result.stderr == (
         f"Error: cannot resume {str(tmp_path)!r}: it has no config.yaml (is it a kaslite run dir?)\n"
     )
+
+
+def test_help_explains_drift_and_threads():
+    result = invoke("run", "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert (
+        "--drift-warn, --drift_warn FLOAT warn when a blending or active seed's drift, how much it changes its "
+        "layer's output (|y - x| / |x|), goes above this; a warning to look at, not an error "
+        "[seeds.drift_warn; default: 0.5]"
+    ) in text
+    assert "--threads INTEGER torch threads while training; 0: one for small networks" in text

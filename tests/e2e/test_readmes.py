@@ -1,6 +1,7 @@
 """What the READMEs tell a newcomer to run or open exists: CI runs the test command, named files are there."""
 
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,3 +30,10 @@ def test_every_repository_path_a_readme_names_exists():
     assert len(named) > 10
     missing = [(str(readme), path) for readme, path in sorted(named) if not (ROOT / path).exists()]
     assert missing == []
+
+
+def test_what_a_run_leaves_in_the_working_directory_is_git_ignored(tmp_path):
+    written = ["mlflow.db", "mlflow.db-journal", "mlruns/x", "runs/r/events", "results/r/model.pt", "data/x.npz"]
+    written += ["pipeline/train/checkpoint.pt", "pipeline/train/timing.json", ".venv-nox/bin/nox"]
+    proc = subprocess.run(["git", "check-ignore", *written], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout.split() == written
