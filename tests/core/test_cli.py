@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,13 @@ def test_unknown_command_is_one_line_exit_2():
     result = invoke("bogus")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == ["Error: No such command 'bogus'. (see 'kaslite --help')"]
+
+
+def test_data_generate_writes_to_the_data_folder_unless_told_otherwise(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    default = invoke("data", "generate", "xor", "--n-samples", "40")
+    assert default.exit_code == 0, default.output
+    assert default.stdout == f"wrote {Path('data', 'xor.npz')}: X (40, 2), 2 classes\n"
+    chosen = invoke("data", "generate", "xor", "--n-samples", "40", "--out", "elsewhere/x.npz")
+    assert chosen.exit_code == 0, chosen.output
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.npz")) == ["data/xor.npz", "elsewhere/x.npz"]

@@ -6,6 +6,7 @@ a subprocess to prove what a fresh interpreter imports and to kill a run.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,9 +42,7 @@ def kaslite(env, *args, cwd=None):
 
 
 def metrics(run_dir: Path) -> dict:
-    data = json.loads((run_dir / "metrics.json").read_text())
-    data.pop("wall_time_s")
-    return data
+    return json.loads((run_dir / "metrics.json").read_text())
 
 
 def installed(kind) -> str:
@@ -107,10 +106,21 @@ def test_plain_output_and_quiet(tiny_data, tmp_path):
     result = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "plain")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"starting plain (9 epochs) -> {tmp_path / 'plain'}"
-    assert sum(line.startswith("epoch ") for line in lines) == 9
+    # A tiny network trains on one thread (train.threads 0: chosen by the network's size).
+    assert lines[0] == f"starting plain (9 epochs, 1 thread) -> {tmp_path / 'plain'}"
+    epochs = [line for line in lines if line.startswith("epoch ") and "/9 phase" in line]
+    assert len(epochs) == 9
+    # From the second epoch on, each line says how fast the run goes and when it should end.
+    assert re.search(r" seeds \d/2 active \(\d+\.\d epochs/s, ETA \d+:\d\d:\d\d\)$", epochs[1]), epochs[1]
     assert "== phase 2 (adaptation) begins at epoch 4 ==" in lines
-    assert any(line.startswith("** seed1_1: dormant -> training at epoch 5") for line in lines)
+    germinated = (
+        "epoch 5: seed1_1 germinated: it shadow-trains on its layer's activations, the network's output untouched"
+    )
+    assert germinated in lines
+    blending = [line for line in lines if "seed1_1 starts blending in" in line]
+    assert blending == [
+        f"{blending[0].split(':')[0]}: seed1_1 starts blending in (alpha 0 -> 1 over 3 steps); output unchanged"
+    ]
     assert lines[-1].startswith("plain: val_acc ")
 
     quiet = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "quiet", "--quiet")
@@ -191,3 +201,15 @@ def test_resume_of_a_folder_that_is_not_a_run(tiny_data, tmp_path):
     assert result.stderr == (
         f"Error: cannot resume {str(tmp_path)!r}: it has no config.yaml (is it a kaslite run dir?)\n"
     )
+
+
+def test_help_explains_drift_and_threads():
+    result = invoke("run", "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert (
+        "--drift-warn, --drift_warn FLOAT warn when a blending or active seed's drift, how much it changes its "
+        "layer's output (|y - x| / |x|), goes above this; a warning to look at, not an error "
+        "[seeds.drift_warn; default: 0.5]"
+    ) in text
+    assert "--threads INTEGER torch threads while training; 0: one for small networks" in text

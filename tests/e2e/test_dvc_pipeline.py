@@ -10,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # kaslite and dvc live beside this interpreter
+METRICS = "pipeline/train/metrics.json"
 
 
 def sh(cwd: Path, *args: str) -> str:
@@ -19,7 +20,25 @@ def sh(cwd: Path, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_repro_is_cached_tracks_params_and_supports_experiments(tmp_path):
+def git_status(clone: Path) -> str:
+    return sh(clone, "git", "status", "--porcelain", "--untracked-files=all")
+
+
+def shown_metrics(node: object) -> list[dict]:
+    """Every metrics.json entry in ``dvc exp show --json`` (workspace, commits, experiments)."""
+    found = []
+    if isinstance(node, dict):
+        if METRICS in node and isinstance(node[METRICS], dict):
+            found.append(node[METRICS])
+        for value in node.values():
+            found += shown_metrics(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += shown_metrics(value)
+    return found
+
+
+def test_repro_is_cached_clean_tracks_params_and_supports_experiments(tmp_path):
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "--quiet", str(ROOT), str(clone))
     sh(clone, "git", "config", "user.email", "ci@kaslite.test")
@@ -27,28 +46,38 @@ def test_repro_is_cached_tracks_params_and_supports_experiments(tmp_path):
 
     first = sh(clone, "dvc", "repro")
     assert "Running stage 'generate_data'" in first and "Running stage 'train'" in first
-    metrics = json.loads((clone / "results/dvc/train/metrics.json").read_text())
+    assert "epoch 320/320 phase 2" in first and "epochs/s, ETA" in first  # the stage shows its progress
+    metrics = json.loads((clone / METRICS).read_text())
     assert metrics["epochs"] == 320 and 0.0 <= metrics["val_acc"] <= 1.0
+    assert "wall_time_s" not in metrics  # measured, so in timing.json, which nothing tracks
     # Trained on the generated file, never on a regenerated dataset.
-    config = yaml.safe_load((clone / "results/dvc/train/config.yaml").read_text())
+    config = yaml.safe_load((clone / "pipeline/train/config.yaml").read_text())
     assert config["data"]["problem"] == "file"
     assert config["data"]["params"] == {"path": "data/spirals.npz"}
+    # What the first run produced is recorded (on this machine it reproduces the committed files exactly).
+    sh(clone, "git", "add", "-A")
+    sh(clone, "git", "commit", "--quiet", "--allow-empty", "-m", "dvc repro")
 
     second = sh(clone, "dvc", "repro")
     assert "Running stage" not in second
+    assert git_status(clone) == ""
 
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["train"]["lr"] = 0.005
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = sh(clone, "dvc", "repro")
     assert "Running stage 'train'" in third and "Running stage 'generate_data'" not in third
-
     sh(clone, "git", "add", "-A")
     sh(clone, "git", "commit", "--quiet", "-m", "lr 0.005")
-    sh(clone, "dvc", "exp", "run", "-S", "train.lr=0.01")
+
+    # --temp: the experiment runs beside the workspace, which it leaves as it was.
+    sh(clone, "dvc", "exp", "run", "--temp", "-S", "train.lr=0.01")
+    assert git_status(clone) == ""
     experiments = json.loads(sh(clone, "dvc", "exp", "show", "--json"))
+    shown = shown_metrics(experiments)
+    assert len(shown) == 3  # the workspace, the commit and the experiment
+    assert all("error" not in entry and 0.0 <= entry["data"]["val_acc"] <= 1.0 for entry in shown), shown
     assert "0.01" in json.dumps(experiments)
-    shown = json.loads(sh(clone, "dvc", "metrics", "show", "--json"))
-    assert "val_acc" in json.dumps(shown)
+    assert "val_acc" in sh(clone, "dvc", "metrics", "show", "--json")
     sh(clone, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
     assert (tmp_path / "plots" / "index.html").exists()

@@ -17,7 +17,7 @@ from kaslite.train import EpochRecord, Tracker, Trainer
 from kaslite.train.events import PhaseChange, SeedTransition, event_dict
 from kaslite.train.runner import tracker_names
 from kaslite_monitor.options import PrometheusOptions
-from kaslite_monitor.training import SEED_STATE_VALUES, PrometheusTracker
+from kaslite_monitor.training import NEXT_PORTS, SEED_STATE_VALUES, PrometheusTracker
 
 from .exposition import parse, scrape, series, value
 from .runs import KASMINA, context
@@ -93,7 +93,7 @@ def test_the_last_scrape_shows_the_end_of_the_run(kasmina_run):
     assert value(samples, "kaslite_seed_state", seed_id=grown) == SEED_STATE_VALUES["active"]
 
 
-def test_a_taken_port_falls_back_to_a_free_one_and_says_so(tiny_data, tmp_path):
+def test_a_taken_port_falls_back_to_the_next_free_one_and_says_so(tiny_data, tmp_path):
     config = build_config(KASMINA)
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
@@ -103,7 +103,7 @@ def test_a_taken_port_falls_back_to_a_free_one_and_says_so(tiny_data, tmp_path):
     first = PrometheusTracker(context(config, tmp_path, "first", port=taken), PrometheusOptions(taken), err=err)
     try:
         first.on_run_start(context(config, tmp_path, "first"))
-        assert first.port not in (taken, 0)
+        assert taken < first.port <= taken + NEXT_PORTS  # the next free one up
         url = f"http://127.0.0.1:{first.port}/metrics"
         assert err.getvalue() == f"kaslite: port {taken} is taken; Prometheus metrics of first on {url} instead\n"
         # A second run in the same process asking for the first one's port: a registry and a port of its own.
@@ -112,7 +112,7 @@ def test_a_taken_port_falls_back_to_a_free_one_and_says_so(tiny_data, tmp_path):
         )
         second.on_run_start(context(config, tmp_path, "second"))
         try:
-            assert second.port not in (first.port, taken)
+            assert first.port < second.port <= first.port + NEXT_PORTS
             assert "port" in err2.getvalue() and "second" in err2.getvalue()
             mine = parse(scrape(f"http://127.0.0.1:{first.port}/metrics"))
             theirs = parse(scrape(f"http://127.0.0.1:{second.port}/metrics"))

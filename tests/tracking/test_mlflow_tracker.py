@@ -8,13 +8,17 @@ import socket
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from mlflow import MlflowClient
 
 import kaslite
 from kaslite.config import build_config, flatten, load_yaml
-from kaslite.hookspecs import TrackerSpec
+from kaslite.control.base import Controller
+from kaslite.hookspecs import ControllerSpec, TrackerSpec
+from kaslite.testing import invoke
 from kaslite.train import Tracker
+from kaslite.train.grower import GrowthPolicyError
 from kaslite.train.runner import resume_experiment, run_experiment
 from kaslite_tracking import mlflow_tracker
 
@@ -52,7 +56,7 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
         expected = [(int(r["epoch"]), float(r[f"{seed}_alpha"])) for r in rows]
         assert metric_history(client, trained.run_id, f"seed_alpha.{seed}") == expected
 
-    metrics = trained.metrics()
+    metrics = trained.summary.metrics  # metrics.json plus timing.json
     finals = {key[len("final.") :]: value for key, value in run.data.metrics.items() if key.startswith("final.")}
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     assert finals == {key: float(value) for key, value in numeric.items()}
@@ -73,13 +77,13 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
     assert tags["kaslite.run_dir"] == str(trained.run_dir)
 
     top = {artifact.path for artifact in client.list_artifacts(trained.run_id)}
-    assert top == {"config.yaml", "history.csv", "events.jsonl", "metrics.json", "tensorboard"}
+    assert top == {"config.yaml", "history.csv", "events.jsonl", "metrics.json", "timing.json", "tensorboard"}
     (event_file,) = client.list_artifacts(trained.run_id, "tensorboard")
     assert event_file.path.startswith("tensorboard/events.out.tfevents.")
     local = client.download_artifacts(trained.run_id, "", str(tmp_path))
-    for name in ("config.yaml", "history.csv", "events.jsonl"):
+    for name in ("config.yaml", "history.csv", "events.jsonl", "timing.json"):
         assert (tmp_path / name).read_bytes() == (trained.run_dir / name).read_bytes(), name
-    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert json.loads((tmp_path / "metrics.json").read_text()) == trained.metrics()
     assert local == str(tmp_path)
 
     (model_output,) = run.outputs.model_outputs
@@ -147,9 +151,13 @@ def test_sweep_trials_are_children_of_one_parent_per_sweep(store):
         sweep, trial = name.split("-t")
         assert child.data.tags["mlflow.parentRunId"] == parents[sweep].info.run_id
         assert (child.data.tags["kaslite.sweep_id"], child.data.tags["kaslite.trial"]) == (sweep, trial)
-        # Only the mlflow tracker ran: it wrote metrics.json itself.
-        path = client.download_artifacts(child.info.run_id, "metrics.json")
-        assert json.loads(Path(path).read_text()) == summaries[name].metrics
+        # Only the mlflow tracker ran: it wrote metrics.json and timing.json itself.
+        written = {
+            file: json.loads(Path(client.download_artifacts(child.info.run_id, file)).read_text())
+            for file in ("metrics.json", "timing.json")
+        }
+        assert {**written["metrics.json"], **written["timing.json"]} == summaries[name].metrics
+        assert list(written["timing.json"]) == ["wall_time_s"]
 
 
 def sweep_parent(client, sweep_id, experiment="sweeps"):
@@ -255,6 +263,7 @@ def test_a_resumed_run_is_one_complete_mlflow_run(store, first, hard_kill, monke
     settings = {"tracking_uri": store, "register": False}
     with monkeypatch.context() as patch:
         if hard_kill:  # SIGKILL before the first flush: nothing is sent or closed
+            patch.setattr(mlflow_tracker.MlflowTracker, "on_run_failed", lambda self, event: None)
             patch.setattr(mlflow_tracker.MlflowTracker, "close", lambda self: None)
             patch.setattr(mlflow_tracker, "FLUSH_EVERY_S", 1e9)
         with pytest.raises(Killed):
@@ -273,6 +282,78 @@ def test_a_resumed_run_is_one_complete_mlflow_run(store, first, hard_kill, monke
     assert len(rows) == 9
     for key in EPOCH_METRICS:
         assert metric_history(client, run.info.run_id, key) == [(int(r["epoch"]), float(r[key])) for r in rows]
+
+
+class InterruptAt(Tracker):
+    """Ctrl-C at one epoch: KeyboardInterrupt raised where the trainer is. Keeps where the run was tracked."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+        self.places = None
+
+    def on_epoch_end(self, record):
+        if record.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+    def on_run_tracked(self, event):
+        self.places = event.places
+
+
+class NoDecision(Controller):
+    """A growth policy that raises on its first decision (the first adaptation epoch, 4 here) while ``failing``."""
+
+    failing = True
+
+    def decide(self, obs):
+        if self.failing:
+            raise RuntimeError("no decision")
+        return []
+
+
+class BrokenPolicy:
+    @kaslite.hookimpl
+    def kaslite_controllers(self):
+        return [ControllerSpec("broken", lambda config: NoDecision())]
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "error"])
+def test_a_stopped_run_is_killed_or_failed_keeps_its_epochs_and_resumes_the_same_mlflow_run(store, stop, monkeypatch):
+    use_tiny_data()
+    settings = {"tracking_uri": store, "register": False}
+    config = tiny_config()
+    interrupt = InterruptAt(3)
+    if stop == "interrupt":
+        register_tracker("stop", interrupt)
+        trackers, raised = ["json", "stop", "mlflow"], KeyboardInterrupt
+    else:
+        kaslite.get_plugin_manager().register(BrokenPolicy(), name="broken")
+        config = attrs.evolve(config, controller=attrs.evolve(config.controller, name="broken"))
+        trackers, raised = ["json", "mlflow"], GrowthPolicyError
+    with pytest.raises(raised):
+        run_experiment(config, "out", "stopped", trackers, quiet=True, tracker_settings=settings)
+    client = MlflowClient(tracking_uri=store)
+    (stopped,) = kaslite_runs(client)
+    expected = (
+        ("KILLED", "interrupted", [1, 2])
+        if stop == "interrupt"
+        else (
+            "FAILED",
+            "GrowthPolicyError: growth policy 'broken' (plugin broken) raised at epoch 4: RuntimeError: no decision",
+            [1, 2, 3, 4],
+        )
+    )
+    logged = [step for step, _ in metric_history(client, stopped.info.run_id, "val_acc")]
+    assert (stopped.info.status, stopped.data.tags["kaslite.stopped"], logged) == expected
+    if stop == "interrupt":  # what the console's last line shows
+        assert interrupt.places == (f"MLflow run {stopped.info.run_id} in experiment 'kaslite' ({store}, KILLED)",)
+
+    if stop == "error":
+        monkeypatch.setattr(NoDecision, "failing", False)  # fixed, and resumed
+    resume_experiment("out/stopped", ["json", "mlflow"], quiet=True, tracker_settings=settings)
+    (run,) = kaslite_runs(client)
+    assert (run.info.run_id, run.info.status) == (stopped.info.run_id, "FINISHED")
+    assert "kaslite.stopped" not in run.data.tags
+    assert [step for step, _ in metric_history(client, run.info.run_id, "val_acc")] == list(range(1, 10))
 
 
 def test_a_store_failing_mid_run_costs_one_warning(store, caplog, monkeypatch):
@@ -321,7 +402,7 @@ def test_an_unreachable_tracking_uri_costs_one_warning(env, tmp_path):
     assert proc.stdout.splitlines()[-1].startswith("offline: val_acc ")
     run_dir = tmp_path / "out" / "offline"
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint.pt", "config.yaml", "events.jsonl", "history.csv", "metrics.json", "model.pt",
+        "checkpoint.pt", "config.yaml", "events.jsonl", "history.csv", "metrics.json", "model.pt", "timing.json",
     ]  # fmt: skip
     assert not (tmp_path / "mlflow.db").exists()
     assert elapsed < 60  # no minutes of HTTP retries
@@ -352,3 +433,55 @@ def test_the_fluent_tracking_uri_is_put_back_as_it_was(monkeypatch, tmp_path):
         assert mlflow.get_tracking_uri() == "sqlite:///pinned.db"
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_the_last_lines_say_where_the_run_was_tracked(store):
+    use_tiny_data()
+    result = invoke(
+        "run", *TINY, "--output-dir", "out", "--run-name", "where", "--tracking-uri", store,
+        "--register-threshold", "0", "--staging-threshold", "0",
+        "--tracker", "console", "--tracker", "tensorboard", "--tracker", "mlflow",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run,) = kaslite_runs(MlflowClient(tracking_uri=store))
+    *_, summary, tracked = result.stdout.splitlines()
+    assert summary.startswith("where: val_acc ")
+    assert tracked == (
+        f"tracked: TensorBoard {Path('runs', 'where')}; MLflow run {run.info.run_id} in experiment 'kaslite' "
+        f"({store}); registered as models:/kaslite/1, alias staging"
+    )
+
+
+def test_a_sweep_registers_no_trial_and_only_its_best_when_asked(store, tmp_path):
+    use_tiny_data()
+    (tmp_path / "lrs.yaml").write_text("lr: [0.003, 0.03, 0.3]\n")
+    flags = [*TINY, "--tracker", "mlflow", "--tracking-uri", store, "--experiment", "sweeps"]
+    flags += ["--register-threshold", "0", "--staging-threshold", "0"]  # every trial would qualify
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+
+    plain = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "plain")
+    assert plain.exit_code == 0, plain.output
+    assert client.search_model_versions("name = 'kaslite'") == []
+
+    asked = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "asked", "--register-best")
+    assert asked.exit_code == 0, asked.output
+    summary = json.loads(Path("asked/sweep_summary.json").read_text())
+    rows = [row for row in summary["trials"] if row["status"] == "completed"]
+    best = max(rows, key=lambda row: (row["metrics"]["val_acc"], -row["run_id"]))
+    (version,) = client.search_model_versions("name = 'kaslite'")
+    run = client.get_run(version.run_id)
+    assert run.data.tags["kaslite.run_name"] == best["run_slug"]
+    assert run.data.tags["kaslite.sweep_id"] == summary["sweep_id"]
+    assert client.get_registered_model("kaslite").aliases == {"staging": 1}
+    parent = sweep_parent(client, summary["sweep_id"])
+    assert (parent.data.tags["kaslite.registered_version"], parent.data.tags["kaslite.best_trial_run_id"]) == (
+        "1",
+        run.info.run_id,
+    )
+    line = f"kaslite sweep: registered the best trial {best['run_slug']} (val_acc {best['metrics']['val_acc']:.4f}) "
+    assert f"{line}as models:/kaslite/1, alias staging" in asked.stdout
+
+    # The same sweep again (its study is done): its end is heard again, and nothing more is registered.
+    again = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "asked", "--register-best")
+    assert again.exit_code == 0, again.output
+    assert len(client.search_model_versions("name = 'kaslite'")) == 1

@@ -1,5 +1,6 @@
 """The plugin as kaslite sees it: what it registers, its flags, and that it stays light to import."""
 
+import os
 import subprocess
 import sys
 
@@ -46,6 +47,7 @@ def test_options_defaults_and_validation():
         "tracking_uri": "",
         "model_name": "kaslite",
         "register": True,
+        "register_best": False,
         "register_threshold": 0.70,
         "staging_threshold": 0.90,
     }
@@ -95,3 +97,26 @@ def test_run_help_lists_the_tracker_flags():
         "--tensorboard-dir",
     ):
         assert flag in proc.stdout
+
+
+# Each of these turns MLflow's telemetry off by itself; the test removes them so only kaslite can.
+TELEMETRY_OFF_SIGNALS = ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS")
+TELEMETRY_CLIENT = (
+    "import os, kaslite_tracking, mlflow; from mlflow.telemetry import get_telemetry_client; "
+    "print(get_telemetry_client() is None, os.environ.get('MLFLOW_DISABLE_TELEMETRY'))"
+)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "True true"), ("false", "False false")])
+def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on(tmp_path, given, expected):
+    env = {key: value for key, value in os.environ.items() if key not in TELEMETRY_OFF_SIGNALS}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)  # where MLflow would write its installation id
+    if given is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = given
+        # The user's own choice: telemetry on. Its config fetch fails here (no route to the host), harmlessly.
+    proc = subprocess.run(
+        [sys.executable, "-c", TELEMETRY_CLIENT], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == expected.split()
+    assert (tmp_path / "mlflow" / "telemetry.json").exists() is (given == "false")

@@ -22,8 +22,8 @@ def closed_port():
 
 
 def test_registry_lifecycle(env, tmp_path, store_template, monkeypatch):
-    """Two runs and the key commands in subprocesses; the rest through the same CLI in-process (each
-    subprocess pays ~2 s of CPU to import mlflow)."""
+    """Two runs, `registry list` and `registry production` in subprocesses, as a user runs them; the rest
+    through the same CLI in-process (each subprocess pays ~2 s of CPU to import mlflow)."""
     copy_store(store_template, tmp_path)  # ./mlflow.db: the default store
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -73,10 +73,10 @@ def test_registry_lifecycle(env, tmp_path, store_template, monkeypatch):
         "Error: no version of model 'kaslite' holds the alias 'production' yet; "
         "promote one with `kaslite registry promote production`"
     )
-    assert registry("promote", "Production", "--version", "3", code=2, subprocess=True) == (
+    assert registry("promote", "Production", "--version", "3", code=2) == (
         "Error: model 'kaslite' has no version 3; versions: 1, 2"
     )
-    assert registry("promote", "Production", "--version", "1", subprocess=True) == [
+    assert registry("promote", "Production", "--version", "1") == [
         f"production: version 1 of 'kaslite' (val_acc {acc['1']:.4f}); before: no version"
     ]
     assert registry("promote", "production", "--version", "2") == [
@@ -85,9 +85,7 @@ def test_registry_lifecycle(env, tmp_path, store_template, monkeypatch):
     assert registry("promote", "production", "--version", "2") == [
         "production: version 2 of 'kaslite' holds it already"
     ]
-    assert registry("rollback", "production", subprocess=True) == [
-        "production: version 1 of 'kaslite' (rolled back from version 2)"
-    ]
+    assert registry("rollback", "production") == ["production: version 1 of 'kaslite' (rolled back from version 2)"]
     assert registry("rollback", "PRODUCTION", code=2) == (
         "Error: version 1 is the first recorded holder of the alias 'production' of model 'kaslite'; "
         "there is nothing to roll back to"

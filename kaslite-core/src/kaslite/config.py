@@ -49,7 +49,16 @@ class SeedConfig:
     blend_steps: int = attrs.field(default=100, validator=integer_at_least(1))
     shadow_lr: float = attrs.field(default=1e-3, validator=positive)
     progress_thresh: float = attrs.field(default=0.6, validator=between(0.0, 1.0))
-    drift_warn: float = attrs.field(default=0.5, validator=non_negative)
+    drift_warn: float = attrs.field(
+        default=0.5,
+        validator=non_negative,
+        metadata={
+            "help": (
+                "warn when a blending or active seed's drift, how much it changes its layer's output "
+                "(|y - x| / |x|), goes above this; a warning to look at, not an error"
+            )
+        },
+    )
     buffer_size: int = attrs.field(default=2048, validator=integer_at_least(1))
     health_momentum: float = attrs.field(default=0.1, validator=between(0.0, 1.0, low_open=True))
     # Dormant seeds update their health estimate on one training batch in this many.
@@ -84,6 +93,11 @@ class TrainConfig:
     seed: int = attrs.field(default=0, validator=integer_at_least(0))
     device: str = attrs.field(default="cpu", validator=one_of(DEVICES))
     probe_size: int = attrs.field(default=256, validator=integer_at_least(1))
+    threads: int = attrs.field(
+        default=0,
+        validator=integer_at_least(0),
+        metadata={"help": "torch threads while training; 0: one for small networks, else all torch would use"},
+    )
 
 
 @attrs.frozen

@@ -196,6 +196,8 @@ class SweepEnd:
     :param tracker_options: the trials' validated tracker options by tracker
         name (what each trial's tracker saw as ``run.tracker_options``).
     :param sweep_dir: the folder holding the sweep's summary.
+    :param metric: the final metric that ranks the trials (``val_acc`` by default).
+    :param direction: ``maximize`` or ``minimize``: which end of ``metric`` is best.
     """
 
     sweep_id: str
@@ -205,6 +207,8 @@ class SweepEnd:
     trackers: tuple[str, ...]
     tracker_options: dict[str, Any]
     sweep_dir: str
+    metric: str = "val_acc"
+    direction: str = "maximize"
 
 
 # --------------------------------------------------------------------------

@@ -21,8 +21,9 @@ class PrometheusOptions:
     """Where a run serves its metrics.
 
     :param metrics_port: TCP port of the ``/metrics`` endpoint; 0 picks a free
-        one. When the port is taken (a second run, parallel sweep trials) a free
-        port is used instead and printed.
+        one. When the port is taken (a second run, parallel sweep trials) the
+        next free one of the 20 above it is used instead (else any free one),
+        and printed.
     :param metrics_host: address to bind; loopback by default, ``0.0.0.0`` for a
         Prometheus running elsewhere (a container, another host).
     """

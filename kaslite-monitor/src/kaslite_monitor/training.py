@@ -19,6 +19,8 @@ from kaslite.train.events import EpochRecord, PhaseChange, RunContext, RunSummar
 from kaslite.train.tracker import Tracker
 from kaslite_monitor.options import PrometheusOptions
 
+NEXT_PORTS = 20  # ports tried above a taken one before any free port
+
 # kaslite_seed_state values; the numbers are part of the rules and dashboards.
 SEED_STATE_VALUES = {"dormant": 0, "training": 1, "blending": 2, "active": 3, "culled": -1}
 EPOCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -147,12 +149,16 @@ class PrometheusTracker(Tracker):
 
     def _serve(self) -> None:
         host, wanted = self.options.metrics_host, self.options.metrics_port
-        try:
-            self._server, self._thread = start_http_server(wanted, host, self.registry)
-        except OSError as exc:
-            if wanted == 0 or exc.errno != errno.EADDRINUSE:
-                raise
-            self._server, self._thread = start_http_server(0, host, self.registry)
+        # A taken port: the next ones up (what a scrape config listing 8000, 8001, ... expects from a
+        # second run or parallel sweep trials), then any free one.
+        candidates = [wanted] if wanted == 0 else [*range(wanted, min(wanted + NEXT_PORTS, 65535) + 1), 0]
+        for port in candidates:
+            try:
+                self._server, self._thread = start_http_server(port, host, self.registry)
+                break
+            except OSError as exc:
+                if port == 0 or exc.errno != errno.EADDRINUSE:
+                    raise
         self.port = int(self._server.server_port)
         url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
         if self.port != wanted and wanted != 0:

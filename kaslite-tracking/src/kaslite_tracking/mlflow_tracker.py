@@ -6,11 +6,13 @@ with the epoch as step: ``train_loss``, ``val_loss``, ``val_acc``,
 final metric. Tags: ``kaslite.phase`` (and ``kaslite.phase<N>_start_epoch``),
 ``kaslite.seed.<id>`` (latest state) and ``kaslite.germination.<id>`` (epoch).
 Artifacts: the run dir's config.yaml, history.csv, events.jsonl, metrics.json,
-the TensorBoard logs under ``tensorboard/``, and the model (see
+timing.json, the TensorBoard logs under ``tensorboard/``, and the model (see
 :mod:`kaslite_tracking.model_logging`). A sweep's trials (``run.labels`` with
 ``sweep_id``) become children of one parent run per sweep, which stays
 RUNNING until the sweep ends (:func:`end_sweep_parent`): FINISHED, or FAILED
-when every trial failed.
+when every trial failed. A run stopped before its end is KILLED when the user
+interrupted it (Ctrl-C) and FAILED on an error (tag ``kaslite.stopped``), with
+every finished epoch logged; ``kaslite run --resume`` continues the same run.
 
 A store that cannot be reached, or fails mid-run, raises one
 :class:`~kaslite_tracking.store.StoreError`: the trainer reports it once and
@@ -20,6 +22,7 @@ detaches this tracker, and the run completes with its local files.
 import contextlib
 import getpass
 import logging
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +34,7 @@ from kaslite.train.events import (
     ModelReady,
     PhaseChange,
     RunContext,
+    RunFailed,
     RunSummary,
     RunWarning,
     SeedTransition,
@@ -41,7 +45,7 @@ from kaslite_tracking.store import StoreError, check_store, mlflow_env, resolve_
 
 logger = logging.getLogger("kaslite.tracking")
 
-RUN_FILES = ("config.yaml", "history.csv", "events.jsonl", "metrics.json")
+RUN_FILES = ("config.yaml", "history.csv", "events.jsonl", "metrics.json", "timing.json")
 EXAMPLE_ROWS = 5
 MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limits
 MAX_METRICS_PER_CALL = 1000
@@ -50,6 +54,13 @@ MAX_TAGS_PER_CALL = 100
 # trains in one epoch: epoch metrics and tags are sent together at most this
 # often (and at the end), each metric with the time it was recorded.
 FLUSH_EVERY_S = 2.0
+# Why a run stopped before its end: "interrupted" (Ctrl-C, status KILLED) or the error (status FAILED).
+STOPPED_TAG = "kaslite.stopped"
+# Run tags: the logged model, and the registered version it became (on a sweep's parent run too).
+MODEL_ID = "kaslite.model_id"
+REGISTERED_MODEL = "kaslite.registered_model"
+REGISTERED_VERSION = "kaslite.registered_version"
+REGISTERED_ALIAS = "kaslite.registered_alias"
 
 
 def _epoch_metrics(values: dict[str, float], epoch: int) -> list[Any]:
@@ -76,7 +87,10 @@ SWEEP_STATUS = {"finished": "FINISHED", "failed": "FAILED"}
 
 
 def end_sweep_parent(sweep: Any) -> None:
-    """End the parent run of a sweep whose trials logged to MLflow (the ``kaslite_sweep_end`` hook)."""
+    """End the parent run of a sweep whose trials logged to MLflow (the ``kaslite_sweep_end`` hook).
+
+    With ``--register-best``, a finished sweep first registers its best trial's model.
+    """
     from mlflow import MlflowClient
 
     if "mlflow" not in sweep.trackers or sweep.status not in SWEEP_STATUS:
@@ -89,8 +103,91 @@ def end_sweep_parent(sweep: Any) -> None:
         experiment = client.get_experiment_by_name(options.experiment)
         if experiment is None:
             return  # no trial got as far as logging
-        for parent in sweep_parents(client, str(experiment.experiment_id), sweep.sweep_id):
+        parents = sweep_parents(client, str(experiment.experiment_id), sweep.sweep_id)
+        if options.register_best and sweep.status == "finished" and parents:
+            register_best_trial(client, tracking_uri, options, str(experiment.experiment_id), parents[0], sweep)
+        for parent in parents:
             client.set_terminated(parent.info.run_id, SWEEP_STATUS[sweep.status])
+
+
+def best_trial(client: Any, experiment_id: str, parent_run_id: str, metric: str, direction: str) -> Any:
+    """The finished trial run under the sweep's parent run with the best ``final.<metric>``, or None."""
+    query = f"tags.`mlflow.parentRunId` = '{_quote(parent_run_id)}' and attributes.status = 'FINISHED'"
+    key = f"final.{metric}"
+    scored = [
+        run
+        for run in client.search_runs([experiment_id], query, max_results=10_000)
+        if math.isfinite(run.data.metrics.get(key, math.nan))
+    ]
+    sign = 1.0 if direction == "maximize" else -1.0
+    # The best value; among equals, the trial that started first.
+    return max(scored, key=lambda run: (sign * run.data.metrics[key], -run.info.start_time), default=None)
+
+
+def register_best_trial(
+    client: Any, tracking_uri: str, options: MlflowOptions, experiment_id: str, parent: Any, sweep: Any
+) -> None:
+    """Register the model of a finished sweep's best trial, once, with the thresholds a run uses."""
+    if REGISTERED_VERSION in parent.data.tags:
+        return  # another worker of the sweep got here first
+    best = best_trial(client, experiment_id, parent.info.run_id, sweep.metric, sweep.direction)
+    if best is None or MODEL_ID not in best.data.tags:
+        return
+    metrics = best.data.metrics
+    registered = register_model(
+        client,
+        tracking_uri,
+        options,
+        model_id=best.data.tags[MODEL_ID],
+        run_id=best.info.run_id,
+        val_acc=float(metrics["final.val_acc"]),
+        problem=best.data.tags.get("kaslite.problem", ""),
+        seeds_activated=int(metrics.get("final.seeds_activated", 0)),
+    )
+    if registered is None:
+        print(
+            f"kaslite sweep: best trial {best.data.tags.get('kaslite.run_name', best.info.run_id)} not registered: "
+            f"val_acc {metrics['final.val_acc']:.4f} is below --register-threshold {options.register_threshold}",
+            flush=True,
+        )
+        return
+    tags, info = registered
+    for key, value in {**tags, "kaslite.best_trial_run_id": best.info.run_id}.items():
+        client.set_tag(parent.info.run_id, key, value)
+    for key, value in tags.items():
+        client.set_tag(best.info.run_id, key, value)
+    alias = f", alias {tags[REGISTERED_ALIAS]}" if REGISTERED_ALIAS in tags else ""
+    print(
+        f"kaslite sweep: registered the best trial {best.data.tags.get('kaslite.run_name', best.info.run_id)} "
+        f"({sweep.metric} {metrics[f'final.{sweep.metric}']:.4f}) as {info.uri}{alias}",
+        flush=True,
+    )
+
+
+def register_model(
+    client: Any,
+    tracking_uri: str,
+    options: MlflowOptions,
+    *,
+    model_id: str,
+    run_id: str,
+    val_acc: float,
+    problem: str,
+    seeds_activated: int,
+) -> tuple[dict[str, str], Any] | None:
+    """Register a logged model when ``val_acc`` reaches the register threshold, and give it the alias
+    ``staging`` from the staging threshold. Returns the tags that say so and the version, or None."""
+    from kaslite_tracking.registry import Registry
+
+    if val_acc < options.register_threshold:
+        return None
+    registry = Registry(client, options.model_name, tracking_uri)
+    info = registry.register(model_id, run_id, val_acc, problem, seeds_activated)
+    tags = {REGISTERED_MODEL: info.name, REGISTERED_VERSION: info.version}
+    if val_acc >= options.staging_threshold:
+        registry.move_alias("staging", info.version, "auto")
+        tags[REGISTERED_ALIAS] = "staging"
+    return tags, info
 
 
 class MlflowTracker(Tracker):
@@ -110,8 +207,11 @@ class MlflowTracker(Tracker):
         self.model_id: str | None = None
         self.model_logging_s: float | None = None
         self.registered: Any = None  # the registry.VersionInfo, when the model was registered
+        self.alias: str | None = None  # the alias the registered version got
+        self.status = "RUNNING"  # the MLflow run's status as this tracker last set it
         self._pending: list[Any] = []  # epoch metrics not sent yet
         self._pending_tags: dict[str, str] = {}
+        self._logged_through = 0  # epochs a resumed run's MLflow run already has
         self._last_flush = time.monotonic()
         self._start_failure: Exception | None = None
         self._ended = False
@@ -158,6 +258,8 @@ class MlflowTracker(Tracker):
             if reused is not None:
                 self.run_id = reused
                 self.client.update_run(reused, status="RUNNING")
+                if STOPPED_TAG in self.client.get_run(reused).data.tags:  # it goes on: no longer stopped
+                    self.client.delete_tag(reused, STOPPED_TAG)
                 logged = max((m.step for m in self.client.get_metric_history(reused, "val_acc")), default=0)
             else:
                 tags = self._tags(run, run_dir)
@@ -167,6 +269,9 @@ class MlflowTracker(Tracker):
             for row in run.history:
                 if int(row["epoch"]) > logged:
                     self._log_row(row, run.seed_ids)
+            # Epochs it has beyond the checkpoint (a policy that raised after its epoch's record) run again
+            # from the same state to the same values: they are not logged twice.
+            self._logged_through = logged
         self._last_flush = time.monotonic()
 
     def _experiment(self) -> str:
@@ -253,6 +358,8 @@ class MlflowTracker(Tracker):
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         self._raise_start_failure()
+        if record.epoch <= self._logged_through:
+            return
         values = {
             "train_loss": record.train_loss,
             "val_loss": record.val_loss,
@@ -291,7 +398,7 @@ class MlflowTracker(Tracker):
             )
             self.model_logging_s = time.perf_counter() - started
             self.model_id = info.model_id
-            self._pending_tags["kaslite.model_id"] = info.model_id
+            self._pending_tags[MODEL_ID] = info.model_id
             self._pending_tags["kaslite.model_logging_s"] = f"{self.model_logging_s:.3f}"
         logger.info("kaslite: logged the model to MLflow run %s in %.2f s", self.run_id, self.model_logging_s)
 
@@ -318,41 +425,67 @@ class MlflowTracker(Tracker):
         self._pending.extend(finals)
         with self._store():
             self._log_files(Path(summary.run_dir), summary.metrics)
-            if self.options.register and self.model_id is not None:
+            # A sweep's trials never register themselves: at most its best one is, when the sweep ends.
+            if self.options.register and self.model_id is not None and "sweep_id" not in self.labels:
                 self._register(summary.metrics)
         self._flush()
         with self._store():
             self.client.set_terminated(self.run_id, "FINISHED")  # a sweep's parent ends with the sweep
             self._ended = True
+            self.status = "FINISHED"
 
     def _log_files(self, run_dir: Path, metrics: dict[str, Any]) -> None:
+        from kaslite.train.trackers.files import run_files_content
+
+        written = run_files_content(metrics)
         for name in RUN_FILES:
             if (run_dir / name).is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / name))
-            elif name == "metrics.json":  # the json tracker is off, or runs after this one
-                self.client.log_dict(self.run_id, metrics, name)
+            elif name in written:  # the json tracker is off, or runs after this one
+                self.client.log_dict(self.run_id, written[name], name)
         if self.tensorboard_dir is not None and self.tensorboard_dir.is_dir():
             self.client.log_artifacts(self.run_id, str(self.tensorboard_dir), "tensorboard")
 
     def _register(self, metrics: dict[str, Any]) -> None:
-        from kaslite_tracking.registry import Registry
-
-        val_acc = float(metrics["val_acc"])
-        if val_acc < self.options.register_threshold:
-            return
-        registry = Registry(self.client, self.options.model_name, self.tracking_uri)
-        info = registry.register(
-            str(self.model_id), str(self.run_id), val_acc, self.config.data.problem, metrics["seeds_activated"]
+        registered = register_model(
+            self.client,
+            self.tracking_uri,
+            self.options,
+            model_id=str(self.model_id),
+            run_id=str(self.run_id),
+            val_acc=float(metrics["val_acc"]),
+            problem=self.config.data.problem,
+            seeds_activated=int(metrics["seeds_activated"]),
         )
-        tags = {"kaslite.registered_model": info.name, "kaslite.registered_version": info.version}
-        if val_acc >= self.options.staging_threshold:
-            registry.move_alias("staging", info.version, "auto")
-            tags["kaslite.registered_alias"] = "staging"
-        self._pending_tags.update(tags)
-        self.registered = info
+        if registered is not None:
+            tags, self.registered = registered
+            self.alias = tags.get(REGISTERED_ALIAS)
+            self._pending_tags.update(tags)
+
+    def on_run_failed(self, event: RunFailed) -> None:
+        # Stopped by the user (Ctrl-C): KILLED; stopped by an error: FAILED, with the error as a tag.
+        # Either way the epochs it finished are logged, and --resume continues this MLflow run.
+        if self.run_id is None or self._failed:
+            return
+        self.status = "KILLED" if event.interrupted else "FAILED"
+        self._pending_tags[STOPPED_TAG] = "interrupted" if event.interrupted else event.error[:500]
+        self._flush()
+        with self._store():
+            self.client.set_terminated(self.run_id, self.status)
+            self._ended = True
+
+    def where(self) -> list[str]:
+        if self.run_id is None or self._failed:
+            return []
+        status = "" if self.status == "FINISHED" else f", {self.status}"
+        places = [f"MLflow run {self.run_id} in experiment {self.options.experiment!r} ({self.tracking_uri}{status})"]
+        if self.registered is not None:
+            alias = f", alias {self.alias}" if self.alias else ""
+            places.append(f"registered as models:/{self.registered.name}/{self.registered.version}{alias}")
+        return places
 
     def close(self) -> None:
-        # A run that never reached on_run_end failed or was interrupted; after a
+        # A run whose driver never sent on_run_end nor on_run_failed; after a
         # store failure there is nothing to tell the store.
         if self.run_id is None or self._ended or self._failed:
             return

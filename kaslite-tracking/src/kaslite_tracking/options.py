@@ -17,7 +17,14 @@ class MlflowOptions:
     model_name: str = attrs.field(
         default="kaslite", validator=non_empty, metadata={"help": "registered model the trained model joins"}
     )
-    register: bool = attrs.field(default=True, metadata={"help": "register the model when val_acc is high enough"})
+    register: bool = attrs.field(
+        default=True,
+        metadata={"help": "kaslite run: register the model when val_acc is high enough (a sweep's trials never do)"},
+    )
+    register_best: bool = attrs.field(
+        default=False,
+        metadata={"help": "kaslite sweep: once every trial is done, register the best trial's model (same thresholds)"},
+    )
     register_threshold: float = attrs.field(
         default=0.70, validator=between(0.0, 1.0), metadata={"help": "val_acc from which a version is registered"}
     )

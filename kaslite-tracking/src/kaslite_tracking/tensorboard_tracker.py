@@ -69,6 +69,9 @@ class TensorBoardTracker(Tracker):
         if event.seed_id is not None:
             self._text(f"seed/{event.seed_id}/events", f"epoch {event.epoch}: {event.message}", event.epoch)
 
+    def where(self) -> list[str]:
+        return [f"TensorBoard {self.log_dir}"] if self.log_dir.is_dir() else []
+
     def on_run_end(self, summary: RunSummary) -> None:
         # Flushed and closed before trackers registered after this one (mlflow) upload the files.
         self.close()

@@ -15,6 +15,9 @@ from kaslite.hookspecs import DatasetSpec
 from kaslite.plugins import DATASET, get_plugin_manager
 from kaslite.structure import structure, unstructure
 
+# Where generated files go unless --out says otherwise (git-ignored, and where dvc.yaml writes them).
+DATA_DIR = Path("data")
+
 _CLICK_TYPES: "dict[Any, click.ParamType[Any]]" = {
     int: click.INT,
     float: click.FLOAT,
@@ -76,7 +79,8 @@ def write_npz(path: Path, arrays: Any, metadata: dict[str, Any]) -> None:
 
 
 def _generate_command(spec: DatasetSpec) -> click.Command:
-    def callback(seed: int, out: Path, **given: Any) -> None:
+    def callback(seed: int, out: Path | None, **given: Any) -> None:
+        out = out or DATA_DIR / f"{spec.name}.npz"
         values = {name: value for name, value in given.items() if value is not None}
         params: Any = structure(values, spec.params_type, path=spec.name)
         arrays = spec.generate(params, seed)
@@ -91,7 +95,9 @@ def _generate_command(spec: DatasetSpec) -> click.Command:
         params=[
             click.Option(["--seed"], type=click.INT, default=0, show_default=True, help="Random seed."),
             click.Option(
-                ["--out", "-o"], type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .npz."
+                ["--out", "-o"],
+                type=click.Path(dir_okay=False, path_type=Path),
+                help=f"Output .npz [default: {DATA_DIR}/{spec.name}.npz].",
             ),
             *parameter_options(spec.params_type),
         ],

@@ -38,7 +38,8 @@ def config_options() -> tuple[list[click.Option], dict[str, str]]:
                 continue
             names = config_field_flags(section, field.name, field.type is bool)
             dest = f"{section}__{field.name}"
-            help_text = f"{section}.{field.name} [default: {field.default!r}]"
+            about = field.metadata.get("help")
+            help_text = f"{about + ' ' if about else ''}[{section}.{field.name}; default: {field.default!r}]"
             if field.type is bool:
                 option = click.Option(["/".join(names), dest], default=None, help=help_text)
             else:

@@ -168,7 +168,10 @@ def sweep_end(job: WorkerJob, study: str, rows: list[TrialRow]) -> SweepEnd:
     else:
         status = "finished"
     options = tracker_options(job.trackers, job.tracker_settings)
-    return SweepEnd(job.sweep_id, study, status, slots, job.trackers, options, str(job.output_dir))
+    spec = job.spec
+    return SweepEnd(
+        job.sweep_id, study, status, slots, job.trackers, options, str(job.output_dir), spec.metric, spec.direction
+    )
 
 
 def announce_end(end: SweepEnd) -> None:

@@ -22,8 +22,10 @@ from kaslite.train.events import (
     PhaseChange,
     RunContext,
     RunSummary,
+    RunTracked,
     RunWarning,
     SeedTransition,
+    drift_message,
     event_dict,
 )
 from kaslite.train.summary import final_metrics
@@ -104,7 +106,7 @@ def scripted_run(
             event("on_phase_change", PhaseChange(epoch, 2, 1))
         if epoch == activate:  # during the epoch's training steps
             transition(epoch, "active", 1.0)
-            message = f"seed1_1 drift 0.600 is above drift_warn {config.seeds.drift_warn}"
+            message = drift_message("seed1_1", 0.6, config.seeds.drift_warn)
             event("on_warning", RunWarning(epoch, "drift", message, "seed1_1", 0.6))
         if epoch == blend:  # after the epoch's training, before its record
             transition(epoch, "blending", 0.0)
@@ -129,11 +131,15 @@ def scripted_run(
 def drive_tracker(tracker: Tracker, run: ScriptedRun) -> None:
     """Send ``tracker`` every event of ``run`` in order, then ``close()`` it, as the trainer would.
 
-    Unlike a real run, an exception the tracker raises is not caught: the test
-    sees it with its traceback. ``close()`` is called either way.
+    After the last event it asks the tracker ``where()`` it recorded the run
+    and sends the answer back as ``on_run_tracked`` (in a real run that event
+    carries every tracker's places). Unlike a real run, an exception the
+    tracker raises is not caught: the test sees it with its traceback.
+    ``close()`` is called either way.
     """
     try:
         for method, record in run.calls:
             getattr(tracker, method)(record)
+        tracker.on_run_tracked(RunTracked(tuple(tracker.where())))
     finally:
         tracker.close()

@@ -15,6 +15,7 @@ from kaslite.train.events import (
     RunContext,
     RunFailed,
     RunSummary,
+    RunTracked,
     RunWarning,
     SeedTransition,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "RunContext",
     "RunFailed",
     "RunSummary",
+    "RunTracked",
     "RunWarning",
     "SeedTransition",
     "Tracker",

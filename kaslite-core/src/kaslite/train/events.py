@@ -24,6 +24,8 @@ class RunContext:
     :param quiet: console output should be only the final summary line.
     :param tracker_options: tracker name -> its validated ``options_type``
         instance (see ``TrackerSpec``).
+    :param threads: torch threads the run trains with (``train.threads``, or
+        the automatic choice for the network's size).
     :param labels: free-form context, e.g. ``{"sweep_id": ..., "trial": "3"}``
         for a sweep's trials.
     :param history: ``history.csv`` rows written before a resume, so a file
@@ -40,6 +42,7 @@ class RunContext:
     start_epoch: int = 0
     quiet: bool = False
     tracker_options: dict[str, Any] = attrs.field(factory=dict)
+    threads: int = 0
     labels: dict[str, str] = attrs.field(factory=dict)
     history: tuple[dict[str, Any], ...] = ()
     events: tuple[dict[str, Any], ...] = ()
@@ -149,6 +152,14 @@ class RunWarning:
     value: float | None = None
 
 
+def drift_message(seed_id: str, drift: float, limit: float) -> str:
+    """A drift warning's message: the value, what it means, and when to act."""
+    return (
+        f"{seed_id} drift {drift:.3f} is above drift_warn {limit}: it changes its layer's output by "
+        f"{drift:.0%} (|y - x| / |x|); worth a look only if val_acc drops"
+    )
+
+
 @attrs.frozen
 class ModelReady:
     """The final model file is written.
@@ -182,6 +193,18 @@ class RunFailed:
         text = str(exc).strip()
         error = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
         return cls(epoch, error, isinstance(exc, KeyboardInterrupt), run_dir)
+
+
+@attrs.frozen
+class RunTracked:
+    """Where the run's trackers recorded it: sent once the run has ended or failed, before ``close``.
+
+    :param places: one line per place, for people, from each tracker's
+        ``where()`` in tracker order (e.g. ``MLflow run 3f2a... in experiment
+        'kaslite' (sqlite:///mlflow.db)``, ``TensorBoard runs/NAME``).
+    """
+
+    places: tuple[str, ...]
 
 
 @attrs.frozen

@@ -38,7 +38,7 @@ from kaslite.config import ControllerConfig
 from kaslite.control.base import Action, Controller, Cull, EpochMetrics, Germinate, Observation, SeedView
 from kaslite.errors import ConfigError, KasliteError
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedState, SentinelSeed
-from kaslite.train.events import EpochRecord, PhaseChange, RunWarning, SeedTransition
+from kaslite.train.events import EpochRecord, PhaseChange, RunWarning, SeedTransition, drift_message
 from kaslite.train.tracker import Tracker, TrackerGroup
 
 logger = logging.getLogger("kaslite.grower")
@@ -319,7 +319,7 @@ class Grower:
             # Warn when a seed crosses the threshold, not on every epoch it stays above it.
             if drifting and seed.seed_id not in self._drift_warned:
                 self._drift_warned.add(seed.seed_id)
-                message = f"{seed.seed_id} drift {seed.drift:.3f} is above drift_warn {limit}"
+                message = drift_message(seed.seed_id, seed.drift, limit)
                 self.trackers.emit("on_warning", RunWarning(self.epoch, "drift", message, seed.seed_id, seed.drift))
             elif not drifting:
                 self._drift_warned.discard(seed.seed_id)

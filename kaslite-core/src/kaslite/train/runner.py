@@ -30,10 +30,14 @@ def default_run_name(config: ExperimentConfig) -> str:
 
 
 def fresh_run_dir(output_dir: Path, run_name: str) -> Path:
-    """``output_dir/run_name``, or ``run_name-2``, ``-3``... so an earlier run is never overwritten."""
+    """``output_dir/run_name``, or ``run_name-2``, ``-3``... so an earlier run is never overwritten.
+
+    A directory holds an earlier run when it has a config.yaml; a pipeline that
+    removed a run's outputs before running it again (``dvc repro``) reuses it.
+    """
     candidate = output_dir / run_name
     suffix = 2
-    while candidate.exists() and any(candidate.iterdir()):
+    while (candidate / CONFIG_FILE).exists():
         candidate = output_dir / f"{run_name}-{suffix}"
         suffix += 1
     return candidate

@@ -11,6 +11,7 @@ from kaslite.train.events import (
     RunContext,
     RunFailed,
     RunSummary,
+    RunTracked,
     RunWarning,
     SeedTransition,
 )
@@ -51,7 +52,18 @@ class Tracker:
         """The run finished; ``summary.metrics`` are the final metrics."""
 
     def on_run_failed(self, event: RunFailed) -> None:
-        """The run stopped on an error or an interrupt before finishing; ``close`` follows."""
+        """The run stopped on an error or an interrupt before finishing; ``on_run_tracked`` and ``close`` follow."""
+
+    def where(self) -> list[str]:
+        """Where this tracker recorded the run, for people: one short line per place; none by default.
+
+        Asked once the run has ended or failed (after ``on_run_end`` or
+        ``on_run_failed``); every tracker hears the answers in ``on_run_tracked``.
+        """
+        return []
+
+    def on_run_tracked(self, event: RunTracked) -> None:
+        """Every tracker's ``where()``, once the run has ended or failed; ``close`` follows."""
 
     def close(self) -> None:
         """Release resources; called once, whether the run finished or failed."""
@@ -80,6 +92,16 @@ class TrackerGroup:
             pending, self._pending = self._pending, []
             for warning in pending:
                 self.emit("on_warning", warning)
+
+    def announce_places(self, epoch: int) -> None:
+        """Ask every tracker ``where()`` it recorded the run and tell them all (``on_run_tracked``)."""
+        places: list[str] = []
+        for name, tracker in list(self.trackers.items()):
+            try:
+                places += [str(place) for place in tracker.where()]
+            except Exception as exc:
+                self._detach(name, "where", exc, epoch)
+        self.emit("on_run_tracked", RunTracked(tuple(places)))
 
     def _detach(self, name: str, method: str, exc: Exception, epoch: int) -> None:
         tracker = self.trackers.pop(name)

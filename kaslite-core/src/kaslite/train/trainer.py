@@ -9,6 +9,7 @@ initialisation and shuffling; with a run directory, a checkpoint after every
 epoch lets a killed run resume to the same result.
 """
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -38,6 +39,7 @@ from kaslite.train.events import (
 )
 from kaslite.train.grower import Grower
 from kaslite.train.summary import final_metrics
+from kaslite.train.threads import training_threads
 from kaslite.train.tracker import Tracker, TrackerGroup
 
 CHECKPOINT = "checkpoint.pt"
@@ -137,6 +139,7 @@ class Trainer:
         self.elapsed = 0.0
         self.saved_epoch = 0  # the epoch the checkpoint in run_dir holds
         self.epoch_under_way = 1  # the epoch being trained (or judged) now
+        self.threads = 0  # torch threads, chosen by _setup once the network's size is known
         self._frozen = False
 
     # -- setup ---------------------------------------------------------------
@@ -157,7 +160,11 @@ class Trainer:
         self.net.to(self.device)
         # One optimizer over every parameter, children included: dormant children get no
         # gradient, so growth never rebuilds it and a scheduler covers every parameter.
-        make_optimizer = self._optimizer_factory or (lambda params: torch.optim.Adam(params, lr=cfg.train.lr))
+        # foreach: the same numbers as the default single-tensor loop, in fewer calls (it is already
+        # the default on CUDA); a small network's step is mostly per-call overhead.
+        make_optimizer = self._optimizer_factory or (
+            lambda params: torch.optim.Adam(params, lr=cfg.train.lr, foreach=True)
+        )
         self.optimizer = make_optimizer(self.net.parameters())
         self.scheduler = None if self._scheduler_factory is None else self._scheduler_factory(self.optimizer)
         self.grower = Grower(
@@ -168,6 +175,9 @@ class Trainer:
             trackers=self.trackers,
             probe=self.batches.probe(cfg.train.probe_size),
         )
+        params = sum(p.numel() for p in self.net.parameters())
+        self.threads = training_threads(cfg.train.threads, params, cfg.train.batch_size)
+        torch.set_num_threads(self.threads)
 
     @property
     def total_epochs(self) -> int:
@@ -200,8 +210,9 @@ class Trainer:
             "grower": self.grower.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "data": self.batches.state_dict(),
-            "history": self.recorder.history,
-            "events": self.recorder.events,
+            # As JSON text: pickling hundreds of small dicts object by object cost more than the tensors.
+            "history": json.dumps(self.recorder.history),
+            "events": json.dumps(self.recorder.events),
         }
         tmp = self.run_dir / (CHECKPOINT + ".tmp")
         torch.save(payload, tmp)
@@ -219,8 +230,8 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         torch.set_rng_state(state["torch_rng"])
         self.batches.load_state_dict(state["data"])
-        self.recorder.history = list(state["history"])
-        self.recorder.events = list(state["events"])
+        self.recorder.history = json.loads(state["history"])
+        self.recorder.events = json.loads(state["events"])
         self.saved_epoch = self.epoch
 
     # -- the loop ----------------------------------------------------------------
@@ -291,6 +302,7 @@ class Trainer:
         return attrs.evolve(
             base,
             start_epoch=self.epoch,
+            threads=self.threads,
             history=tuple(self.recorder.history),
             events=tuple(self.recorder.events),
         )
@@ -301,6 +313,7 @@ class Trainer:
         If anything raises mid-run, trackers hear ``on_run_failed`` and the last
         good epoch's checkpoint stays for ``--resume``.
         """
+        threads = torch.get_num_threads()  # put back afterwards: the caller's process keeps its own setting
         try:
             if self.run_dir is not None:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -314,9 +327,11 @@ class Trainer:
                 return self._finish()
             except BaseException as exc:
                 self.trackers.emit("on_run_failed", RunFailed.from_exception(self.epoch_under_way, exc, self.run_dir))
+                self.trackers.announce_places(self.epoch_under_way)
                 raise
         finally:
             self.trackers.close()
+            torch.set_num_threads(threads)
 
     def _finish(self) -> RunSummary:
         states = {sid: seed.state.value for sid, seed in self.grower.seeds.items()}
@@ -341,4 +356,5 @@ class Trainer:
             self.trackers.emit("on_model_ready", ModelReady(model_path, metadata))
         summary = RunSummary(self.run_dir or Path("."), self.run_name, metrics)
         self.trackers.emit("on_run_end", summary)
+        self.trackers.announce_places(self.epoch)
         return summary

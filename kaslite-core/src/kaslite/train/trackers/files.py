@@ -1,4 +1,9 @@
-"""The ``json`` tracker: metrics.json, history.csv and events.jsonl in the run directory."""
+"""The ``json`` tracker: metrics.json, timing.json, history.csv and events.jsonl in the run directory.
+
+metrics.json holds what the run computed, so the same config and seed give the
+same file byte for byte (pipelines such as DVC see an unchanged result);
+timing.json holds what this machine measured (the wall time).
+"""
 
 import csv
 import json
@@ -17,8 +22,18 @@ from kaslite.train.events import (
 from kaslite.train.tracker import Tracker
 
 METRICS = "metrics.json"
+TIMING = "timing.json"
+TIMING_KEYS = ("wall_time_s",)
 HISTORY = "history.csv"
 EVENTS = "events.jsonl"
+
+
+def run_files_content(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"metrics.json": results, "timing.json": measurements}`` from a run's final metrics."""
+    return {
+        METRICS: {key: value for key, value in metrics.items() if key not in TIMING_KEYS},
+        TIMING: {key: metrics[key] for key in TIMING_KEYS if key in metrics},
+    }
 
 
 class RunFilesTracker(Tracker):
@@ -66,7 +81,8 @@ class RunFilesTracker(Tracker):
         self._write_event(event_dict(event))
 
     def on_run_end(self, summary: RunSummary) -> None:
-        (self.run_dir / METRICS).write_text(json.dumps(summary.metrics, indent=2) + "\n")
+        for name, content in run_files_content(summary.metrics).items():
+            (self.run_dir / name).write_text(json.dumps(content, indent=2) + "\n")
 
     def close(self) -> None:
         for handle in (self._history, self._events):
