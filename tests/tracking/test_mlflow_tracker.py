@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 import kaslite
 from kaslite.config import build_config, flatten, load_yaml
 from kaslite.control.base import Controller
+from kaslite.errors import RunStopped
 from kaslite.hookspecs import ControllerSpec, TrackerSpec
 from kaslite.testing import invoke
 from kaslite.train import Tracker
@@ -329,8 +330,9 @@ def test_a_stopped_run_is_killed_or_failed_keeps_its_epochs_and_resumes_the_same
         kaslite.get_plugin_manager().register(BrokenPolicy(), name="broken")
         config = attrs.evolve(config, controller=attrs.evolve(config.controller, name="broken"))
         trackers, raised = ["json", "mlflow"], GrowthPolicyError
-    with pytest.raises(raised):
+    with pytest.raises(RunStopped) as stopped_by:
         run_experiment(config, "out", "stopped", trackers, quiet=True, tracker_settings=settings)
+    assert isinstance(stopped_by.value.__cause__, raised)
     client = MlflowClient(tracking_uri=store)
     (stopped,) = kaslite_runs(client)
     expected = (
