@@ -102,6 +102,13 @@ def test_an_unavailable_device_is_one_line_exit_2(tiny_data, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_data_the_trunk_cannot_take_is_one_line_exit_2_and_leaves_no_run(tiny_data, tmp_path):
+    result = invoke("run", *TINY, "--trunk", "cnn", "--blueprint", "conv", "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: invalid model.trunk = 'cnn': it takes images")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_plain_output_and_quiet(tiny_data, tmp_path):
     result = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "plain")
     assert result.exit_code == 0, result.output

@@ -1,7 +1,6 @@
 """A run that fails mid-way loses nothing: one line, files and checkpoint kept, trackers told, resumable."""
 
 import csv
-import json
 from pathlib import Path
 
 import pytest

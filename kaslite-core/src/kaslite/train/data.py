@@ -65,7 +65,12 @@ DataSource = SplitData | tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
 class Batches:
     """What the trainer iterates: training batches, validation batches, a probe batch."""
 
-    input_dim: int
+    sample_shape: tuple[int, ...]  # one input's shape: (features,) or (channels, height, width), ...
+
+    @property
+    def input_dim(self) -> int:
+        """Features (or channels) per input: what a default network's first layer takes."""
+        return self.sample_shape[0] if self.sample_shape else 1
 
     @property
     def num_classes(self) -> int:
@@ -95,7 +100,7 @@ class TensorBatches(Batches):
     def __init__(self, data: SplitData, batch_size: int, seed: int) -> None:
         self.data = data
         self.batch_size = batch_size
-        self.input_dim = int(data.x_train.shape[1])
+        self.sample_shape = tuple(data.x_train.shape[1:])
         self.shuffle = torch.Generator().manual_seed(seed + 1)
 
     @property
@@ -130,7 +135,7 @@ class LoaderBatches(Batches):
         first = next(iter(val), None)
         if first is None:
             raise ConfigError("the validation loader yields no batches; give the run some validation samples")
-        self.input_dim = int(first[0].shape[1]) if first[0].ndim > 1 else 1
+        self.sample_shape = tuple(first[0].shape[1:])
         self._probe = first[0]
         self._num_classes: int | None = None
 

@@ -1,6 +1,7 @@
 """Run an experiment end to end: validate, pick the run dir, build trackers, train, or resume."""
 
 import re
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,13 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / CONFIG_FILE)
     context = _context(config, run_dir, run_dir.name, quiet, options, labels)
-    return _train(Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context))
+    try:
+        return _train(Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context))
+    except ConfigError:
+        # Refused before the first epoch (say, data the network cannot take): leave no run behind.
+        if [path.name for path in run_dir.iterdir()] == [CONFIG_FILE]:
+            shutil.rmtree(run_dir)
+        raise
 
 
 def _train(trainer: Trainer, resume: bool = False) -> RunSummary:

@@ -22,7 +22,7 @@ from torch import nn
 
 from kaslite.config import ExperimentConfig, config_to_dict
 from kaslite.control.base import Controller
-from kaslite.errors import ConfigError
+from kaslite.errors import ConfigError, InvalidValue
 from kaslite.models import save_model
 from kaslite.nn import MorphogeneticNet
 from kaslite.train.data import Batches, DataSource, make_batches
@@ -58,6 +58,22 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("invalid train.device = 'mps': MPS is not available here; use --device auto or cpu")
     return torch.device(name)
+
+
+def check_inputs(config: ExperimentConfig, batches: Batches) -> None:
+    """Refuse, before any training, a default network's trunk that cannot take the data's samples."""
+    trunk, shape = config.model.trunk, "×".join(map(str, batches.sample_shape))
+    if trunk == "cnn" and len(batches.sample_shape) != 3:
+        raise InvalidValue(
+            "model.trunk",
+            trunk,
+            f"it takes images (channels×height×width per sample) and the data's samples are {shape}; "
+            "use the mlp trunk, or image data (digits: --dataset-param images=true)",
+        )
+    if trunk == "mlp" and len(batches.sample_shape) != 1:
+        raise InvalidValue(
+            "model.trunk", trunk, f"it takes flat features and the data's samples are {shape}; use --trunk cnn"
+        )
 
 
 def build_net(config: ExperimentConfig, input_dim: int, num_classes: int) -> MorphogeneticNet:
@@ -149,6 +165,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         self.batches: Batches = make_batches(self._data_source, cfg, self.device)
         if self._model is None:
+            check_inputs(cfg, self.batches)
             self.net: nn.Module = build_net(cfg, self.batches.input_dim, self.batches.num_classes)
         else:
             self.net = self._model
