@@ -1,5 +1,6 @@
 """DDP: two gloo processes grow the same seeds at the same steps and end with identical parameters."""
 
+import gc
 import os
 
 import torch
@@ -42,6 +43,11 @@ def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
             log.append([(t.seed_id, t.to_state) for t in made])
         states = {sid: seed.state.value for sid, seed in grower.seeds.items()}
         torch.save({"params": net.state_dict(), "states": states, "log": log}, f"{out_dir}/rank{rank}.pt")
+        dist.barrier()
+        # DDP's reducer holds the process group: free it first, or the group's threads may still be
+        # running when the interpreter exits (an abort at exit, about one run in five).
+        del grower, optimizer, model
+        gc.collect()
     finally:
         dist.destroy_process_group()
 
