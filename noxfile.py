@@ -125,7 +125,8 @@ def e2e(session: nox.Session) -> None:
 def tests_all(session: nox.Session) -> None:
     """Every test, every package installed in one environment."""
     install(session, *PACKAGES.values(), extras=("dvc>=3",))
-    session.run("pytest", *PARALLEL, "tests", *session.posargs)
+    session.run("pytest", *PARALLEL, "tests", "--ignore=tests/engine", *session.posargs)
+    session.run("pytest", "tests/engine", *session.posargs)  # DDP's processes: one test at a time
 
 
 @nox.session

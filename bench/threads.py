@@ -35,7 +35,7 @@ def stepper(hidden: int, batch: int) -> tuple[int, "object"]:
     config = attrs.evolve(config, model=attrs.evolve(config.model, hidden_dim=hidden))
     torch.manual_seed(0)
     net = build_net(config, input_dim=2, num_classes=2)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, foreach=True)  # as the trainer steps
     loss_fn = nn.CrossEntropyLoss()
     x, y = torch.randn(batch, 2), torch.randint(0, 2, (batch,))
 

@@ -130,3 +130,14 @@ def test_data_generate_writes_to_the_data_folder_unless_told_otherwise(tiny_data
     chosen = invoke("data", "generate", "xor", "--n-samples", "40", "--out", "elsewhere/x.npz")
     assert chosen.exit_code == 0, chosen.output
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.npz")) == ["data/xor.npz", "elsewhere/x.npz"]
+    # An existing file (a pipeline's input, say) is replaced only when asked.
+    before = (tmp_path / "data" / "xor.npz").read_bytes()
+    again = invoke("data", "generate", "xor", "--n-samples", "60")
+    assert again.exit_code == 2
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"Error: {Path('data', 'xor.npz')} exists; --force replaces it, --out writes elsewhere "
+        "(see 'kaslite data generate xor --help')"
+    )
+    assert (tmp_path / "data" / "xor.npz").read_bytes() == before
+    assert invoke("data", "generate", "xor", "--n-samples", "60", "--force").exit_code == 0
+    assert (tmp_path / "data" / "xor.npz").read_bytes() != before

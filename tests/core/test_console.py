@@ -48,9 +48,10 @@ def test_a_failed_run_stops_the_dashboard_and_quiet_prints_no_places(tmp_path, c
     assert tracker.dashboard is not None
     tracker.on_run_failed(None)  # type: ignore[arg-type]
     assert tracker.dashboard is None
+    capsys.readouterr()
     quiet = ConsoleTracker(quiet=True, live=False)
     quiet.on_run_tracked(RunTracked(("MLflow run abc",)))
-    capsys.readouterr()
+    assert capsys.readouterr().out == ""
     ConsoleTracker(live=False).on_run_tracked(RunTracked(()))  # nothing tracked elsewhere: no line
     assert capsys.readouterr().out == ""
 

@@ -109,6 +109,15 @@ def test_data_the_trunk_cannot_take_is_one_line_exit_2_and_leaves_no_run(tiny_da
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_reused_run_folder_offers_no_stale_checkpoint(tiny_data, tmp_path):
+    # A pipeline removed the run's outputs but not its checkpoint; the new run fails before epoch 1.
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"an older run's")
+    args = ("--trunk", "cnn", "--blueprint", "conv", "--output-dir", str(tmp_path), "--run-name", "r")
+    assert invoke("run", *TINY, *args).exit_code == 2
+    assert not (tmp_path / "r").exists()  # nothing of either run is left for --resume to mix up
+
+
 def test_plain_output_and_quiet(tiny_data, tmp_path):
     result = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "plain")
     assert result.exit_code == 0, result.output
@@ -219,4 +228,4 @@ def test_help_explains_drift_and_threads():
         "layer's output (|y - x| / |x|), goes above this; a warning to look at, not an error "
         "[seeds.drift_warn; default: 0.5]"
     ) in text
-    assert "--threads INTEGER torch threads while training; 0: one for small networks" in text
+    assert "--threads INTEGER torch threads while training; 0: one for a small default MLP" in text

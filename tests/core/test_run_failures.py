@@ -115,12 +115,14 @@ def test_resume_accepts_safe_overrides_and_refuses_the_others(tmp_path, monkeypa
     assert refused.exit_code == 2
     assert refused.stderr.strip() == (
         "Error: cannot change model.hidden_dim, train.lr when resuming (the run was made with other values); "
-        "a resume may change train.adaptation_epochs, the controller's settings, the trackers and their options"
+        "a resume may change train.adaptation_epochs, train.threads, the controller's settings, "
+        "the trackers and their options"
     )
-    longer = invoke("run", "--resume", str(run_dir), "--adaptation-epochs", "8", "--patience", "2")
+    longer = invoke("run", "--resume", str(run_dir), "--adaptation-epochs", "8", "--patience", "2", "--threads", "1")
     assert longer.exit_code == 0, longer.stderr
     assert [int(row["epoch"]) for row in history(run_dir)] == list(range(1, 11))
     assert "adaptation_epochs: 8" in (run_dir / "config.yaml").read_text()
+    assert "threads: 1" in (run_dir / "config.yaml").read_text()
 
 
 def test_resuming_a_finished_run_does_nothing(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -22,6 +23,8 @@ from kaslite.train import Tracker
 from kaslite.train.grower import GrowthPolicyError
 from kaslite.train.runner import resume_experiment, run_experiment
 from kaslite_tracking import mlflow_tracker
+from kaslite_tracking.mlflow_tracker import register_model
+from kaslite_tracking.options import MlflowOptions
 
 from .helpers import TINY, kaslite_cli, tiny_config, use_tiny_data
 
@@ -487,3 +490,34 @@ def test_a_sweep_registers_no_trial_and_only_its_best_when_asked(store, tmp_path
     again = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "asked", "--register-best")
     assert again.exit_code == 0, again.output
     assert len(client.search_model_versions("name = 'kaslite'")) == 1
+    # A launcher that died between registering and tagging the parent: the version is found, not made twice.
+    client.delete_tag(parent.info.run_id, "kaslite.registered_version")
+    crashed = invoke("sweep", str(tmp_path / "lrs.yaml"), *flags, "--output-dir", "asked", "--register-best")
+    assert crashed.exit_code == 0, crashed.output
+    assert len(client.search_model_versions("name = 'kaslite'")) == 1
+
+
+def test_a_val_acc_that_is_not_a_number_is_never_registered():
+    options = MlflowOptions(register_threshold=0.0)
+    unregistered = {"model_id": "m", "run_id": "r", "problem": "p", "seeds_activated": 0}
+    assert register_model(None, "sqlite:///unused.db", options, val_acc=math.nan, **unregistered) is None
+
+
+class InterruptAtEnd(Tracker):
+    """Ctrl-C while the run is being ended, after the MLflow tracker has finished and registered it."""
+
+    def on_run_end(self, summary):
+        raise KeyboardInterrupt
+
+
+def test_a_stop_after_the_mlflow_run_ended_leaves_it_finished_and_registered(store):
+    use_tiny_data()
+    register_tracker("late-stop", InterruptAtEnd())
+    config = tiny_config()
+    with pytest.raises(RunStopped):
+        run_experiment(config, "out", "late", ["json", "mlflow", "late-stop"], quiet=True,
+                       tracker_settings={"tracking_uri": store, "register_threshold": 0.0})  # fmt: skip
+    client = MlflowClient(tracking_uri=store)
+    (run,) = kaslite_runs(client)
+    assert run.info.status == "FINISHED" and "kaslite.stopped" not in run.data.tags
+    assert [v.run_id for v in client.search_model_versions("name = 'kaslite'")] == [run.info.run_id]

@@ -96,7 +96,7 @@ class TrainConfig:
     threads: int = attrs.field(
         default=0,
         validator=integer_at_least(0),
-        metadata={"help": "torch threads while training; 0: one for small networks, else all torch would use"},
+        metadata={"help": "torch threads while training; 0: one for a small default MLP, else all torch would use"},
     )
 
 

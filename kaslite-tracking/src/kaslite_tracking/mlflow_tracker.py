@@ -128,11 +128,14 @@ def register_best_trial(
     client: Any, tracking_uri: str, options: MlflowOptions, experiment_id: str, parent: Any, sweep: Any
 ) -> None:
     """Register the model of a finished sweep's best trial, once, with the thresholds a run uses."""
-    if REGISTERED_VERSION in parent.data.tags:
-        return  # another worker of the sweep got here first
+    # Read afresh: another worker of the sweep may have registered it since the parent was listed.
+    if REGISTERED_VERSION in client.get_run(parent.info.run_id).data.tags:
+        return
     best = best_trial(client, experiment_id, parent.info.run_id, sweep.metric, sweep.direction)
     if best is None or MODEL_ID not in best.data.tags:
         return
+    if client.search_model_versions(f"run_id = '{_quote(best.info.run_id)}'"):
+        return  # registered already, by another worker or before a crash
     metrics = best.data.metrics
     registered = register_model(
         client,
@@ -179,8 +182,8 @@ def register_model(
     ``staging`` from the staging threshold. Returns the tags that say so and the version, or None."""
     from kaslite_tracking.registry import Registry
 
-    if val_acc < options.register_threshold:
-        return None
+    if not math.isfinite(val_acc) or val_acc < options.register_threshold:
+        return None  # NaN (a task without accuracy) never passes a threshold
     registry = Registry(client, options.model_name, tracking_uri)
     info = registry.register(model_id, run_id, val_acc, problem, seeds_activated)
     tags = {REGISTERED_MODEL: info.name, REGISTERED_VERSION: info.version}
@@ -465,7 +468,8 @@ class MlflowTracker(Tracker):
     def on_run_failed(self, event: RunFailed) -> None:
         # Stopped by the user (Ctrl-C): KILLED; stopped by an error: FAILED, with the error as a tag.
         # Either way the epochs it finished are logged, and --resume continues this MLflow run.
-        if self.run_id is None or self._failed:
+        # A run already ended (a stop after on_run_end: its model may be registered) stays FINISHED.
+        if self.run_id is None or self._failed or self._ended:
             return
         self.status = "KILLED" if event.interrupted else "FAILED"
         self._pending_tags[STOPPED_TAG] = "interrupted" if event.interrupted else event.error[:500]

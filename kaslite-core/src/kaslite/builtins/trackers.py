@@ -21,5 +21,7 @@ def run_files(run: Any) -> Any:
 def kaslite_trackers() -> list[TrackerSpec]:
     return [
         TrackerSpec("console", console, "live dashboard on a terminal, plain lines otherwise", default=True),
-        TrackerSpec("json", run_files, "metrics.json, history.csv and events.jsonl in the run dir", default=True),
+        TrackerSpec(
+            "json", run_files, "metrics.json, timing.json, history.csv and events.jsonl in the run dir", default=True
+        ),
     ]

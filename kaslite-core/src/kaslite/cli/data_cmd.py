@@ -79,8 +79,10 @@ def write_npz(path: Path, arrays: Any, metadata: dict[str, Any]) -> None:
 
 
 def _generate_command(spec: DatasetSpec) -> click.Command:
-    def callback(seed: int, out: Path | None, **given: Any) -> None:
+    def callback(seed: int, out: Path | None, force: bool, **given: Any) -> None:
         out = out or DATA_DIR / f"{spec.name}.npz"
+        if out.exists() and not force:  # it may be a pipeline's input: never replaced unasked
+            raise click.UsageError(f"{out} exists; --force replaces it, --out writes elsewhere")
         values = {name: value for name, value in given.items() if value is not None}
         params: Any = structure(values, spec.params_type, path=spec.name)
         arrays = spec.generate(params, seed)
@@ -99,6 +101,7 @@ def _generate_command(spec: DatasetSpec) -> click.Command:
                 type=click.Path(dir_okay=False, path_type=Path),
                 help=f"Output .npz [default: {DATA_DIR}/{spec.name}.npz].",
             ),
+            click.Option(["--force"], is_flag=True, help="Replace the output file if it exists."),
             *parameter_options(spec.params_type),
         ],
     )

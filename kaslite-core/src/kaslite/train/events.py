@@ -209,7 +209,7 @@ class RunTracked:
 
 @attrs.frozen
 class RunSummary:
-    """The final metrics (also in ``metrics.json``) and where the run lives.
+    """The final metrics (in ``metrics.json``, but for wall_time_s: ``timing.json``) and where the run lives.
 
     :param run_dir: the run's directory.
     :param run_name: its name.

@@ -17,8 +17,8 @@ from kaslite.train.trainer import CHECKPOINT, Trainer, resolve_device
 
 CONFIG_FILE = "config.yaml"
 # What a resumed run may change: its length, its policy's settings but not the policy itself
-# (trackers are chosen apart).
-RESUMABLE = ("train.adaptation_epochs", "controller.")
+# (trackers are chosen apart), and the torch threads it runs on.
+RESUMABLE = ("train.adaptation_epochs", "train.threads", "controller.")
 
 
 def default_run_name(config: ExperimentConfig) -> str:
@@ -106,6 +106,9 @@ def run_experiment(
     options = tracker_options(names, tracker_settings)
     run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
     run_dir.mkdir(parents=True, exist_ok=True)
+    # A reused folder (its outputs removed by a pipeline) must not offer the old run's checkpoint to --resume.
+    for stale in (CHECKPOINT, CHECKPOINT + ".tmp"):
+        (run_dir / stale).unlink(missing_ok=True)
     save_yaml(config, run_dir / CONFIG_FILE)
     context = _context(config, run_dir, run_dir.name, quiet, options, labels)
     try:
@@ -144,7 +147,8 @@ def resume_overrides(saved: ExperimentConfig, layer: Mapping[str, Any]) -> Exper
     if refused:
         raise ConfigError(
             f"cannot change {', '.join(refused)} when resuming (the run was made with other values); "
-            "a resume may change train.adaptation_epochs, the controller's settings, the trackers and their options"
+            "a resume may change train.adaptation_epochs, train.threads, the controller's settings, "
+            "the trackers and their options"
         )
     return merged
 

@@ -192,8 +192,13 @@ class Trainer:
             trackers=self.trackers,
             probe=self.batches.probe(cfg.train.probe_size),
         )
-        params = sum(p.numel() for p in self.net.parameters())
-        self.threads = training_threads(cfg.train.threads, params, cfg.train.batch_size)
+        # Parameters × rows measures a step's work for kaslite's own MLP only (a CNN's or a user's
+        # network's is not in its parameter count): automatic keeps torch's setting for the others.
+        if cfg.train.threads or (self._model is None and cfg.model.trunk == "mlp"):
+            params = sum(p.numel() for p in self.net.parameters())
+            self.threads = training_threads(cfg.train.threads, params, cfg.train.batch_size)
+        else:
+            self.threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
 
     @property
@@ -247,8 +252,10 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         torch.set_rng_state(state["torch_rng"])
         self.batches.load_state_dict(state["data"])
-        self.recorder.history = json.loads(state["history"])
-        self.recorder.events = json.loads(state["events"])
+        # JSON text since checkpoints were made cheaper; lists in older ones.
+        history, events = state["history"], state["events"]
+        self.recorder.history = json.loads(history) if isinstance(history, str) else list(history)
+        self.recorder.events = json.loads(events) if isinstance(events, str) else list(events)
         self.saved_epoch = self.epoch
 
     # -- the loop ----------------------------------------------------------------

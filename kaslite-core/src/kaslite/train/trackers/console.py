@@ -252,5 +252,7 @@ class Dashboard:
         self.live.console.print(Text(text, style="bold magenta"))
 
     def stop(self) -> None:
-        self._draw()  # the last epochs, whenever they came
-        self.live.stop()
+        try:
+            self._draw()  # the last epochs, whenever they came
+        finally:
+            self.live.stop()  # the terminal gets its cursor and output back, whatever happened
