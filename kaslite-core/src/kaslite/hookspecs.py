@@ -198,6 +198,8 @@ class SweepEnd:
     :param sweep_dir: the folder holding the sweep's summary.
     :param metric: the final metric that ranks the trials (``val_acc`` by default).
     :param direction: ``maximize`` or ``minimize``: which end of ``metric`` is best.
+    :param best_trial: the run name of the trial the sweep's summary ranks
+        best (empty when no trial completed).
     """
 
     sweep_id: str
@@ -209,6 +211,7 @@ class SweepEnd:
     sweep_dir: str
     metric: str = "val_acc"
     direction: str = "maximize"
+    best_trial: str = ""
 
 
 # --------------------------------------------------------------------------

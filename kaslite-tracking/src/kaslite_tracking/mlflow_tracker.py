@@ -110,18 +110,14 @@ def end_sweep_parent(sweep: Any) -> None:
             client.set_terminated(parent.info.run_id, SWEEP_STATUS[sweep.status])
 
 
-def best_trial(client: Any, experiment_id: str, parent_run_id: str, metric: str, direction: str) -> Any:
-    """The finished trial run under the sweep's parent run with the best ``final.<metric>``, or None."""
-    query = f"tags.`mlflow.parentRunId` = '{_quote(parent_run_id)}' and attributes.status = 'FINISHED'"
-    key = f"final.{metric}"
-    scored = [
-        run
-        for run in client.search_runs([experiment_id], query, max_results=10_000)
-        if math.isfinite(run.data.metrics.get(key, math.nan))
-    ]
-    sign = 1.0 if direction == "maximize" else -1.0
-    # The best value; among equals, the trial that started first.
-    return max(scored, key=lambda run: (sign * run.data.metrics[key], -run.info.start_time), default=None)
+def trial_run(client: Any, experiment_id: str, parent_run_id: str, run_name: str) -> Any:
+    """The finished MLflow run of the sweep's trial named ``run_name`` (its latest attempt), or None."""
+    query = (
+        f"tags.`mlflow.parentRunId` = '{_quote(parent_run_id)}' and attributes.status = 'FINISHED' "
+        f"and tags.`kaslite.run_name` = '{_quote(run_name)}'"
+    )
+    runs = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
 
 
 def register_best_trial(
@@ -131,7 +127,8 @@ def register_best_trial(
     # Read afresh: another worker of the sweep may have registered it since the parent was listed.
     if REGISTERED_VERSION in client.get_run(parent.info.run_id).data.tags:
         return
-    best = best_trial(client, experiment_id, parent.info.run_id, sweep.metric, sweep.direction)
+    # The trial the sweep's summary ranks best (one ranking for both), found by its run name.
+    best = trial_run(client, experiment_id, parent.info.run_id, sweep.best_trial) if sweep.best_trial else None
     if best is None or MODEL_ID not in best.data.tags:
         return
     if client.search_model_versions(f"run_id = '{_quote(best.info.run_id)}'"):

@@ -23,7 +23,7 @@ from kaslite.sweep.progress import SweepProgress
 from kaslite.sweep.spec import SweepSpec
 from kaslite.sweep.storage import check_workers, open_storage, redact, require_optuna
 from kaslite.sweep.study import fingerprint, open_study
-from kaslite.sweep.summary import TrialRow, closing_line, slot_rows, write_summary
+from kaslite.sweep.summary import TrialRow, best_row, closing_line, slot_rows, write_summary
 from kaslite.sweep.worker import WorkerJob, local_threads, work, worker_process
 
 SWEEPS_ROOT = Path("results") / "sweeps"
@@ -169,8 +169,18 @@ def sweep_end(job: WorkerJob, study: str, rows: list[TrialRow]) -> SweepEnd:
         status = "finished"
     options = tracker_options(job.trackers, job.tracker_settings)
     spec = job.spec
+    best = best_row(rows, spec)
     return SweepEnd(
-        job.sweep_id, study, status, slots, job.trackers, options, str(job.output_dir), spec.metric, spec.direction
+        job.sweep_id,
+        study,
+        status,
+        slots,
+        job.trackers,
+        options,
+        str(job.output_dir),
+        spec.metric,
+        spec.direction,
+        best.run_slug if best is not None else "",
     )
 
 
