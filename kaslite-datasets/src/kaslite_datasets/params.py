@@ -31,22 +31,30 @@ def data_file(instance: object, attribute: "attrs.Attribute[Any]", value: Any) -
         raise InvalidValue(attribute.name, value, "no such file; expected an existing .npz or .csv file")
 
 
-@attrs.frozen
-class SpiralsParams:
-    # Three turns of 500 points each: the default network's trunk alone stalls near 0.65 and grows to
-    # about 0.99 (bench/growth.py); with fewer points the outer turns are too sparse to learn reliably.
-    n_samples: int = attrs.field(default=1000, validator=integer_at_least(2), metadata={"help": "number of points"})
-    noise: float = attrs.field(
+# Fields several datasets share, declared once.
+def points_field(default: int, minimum: int) -> Any:
+    return attrs.field(default=default, validator=integer_at_least(minimum), metadata={"help": "number of points"})
+
+
+def noise_field() -> Any:
+    return attrs.field(
         default=0.1,
         validator=non_negative,
         metadata={"help": "standard deviation of the Gaussian noise added to each point"},
     )
+
+
+def input_dim_field(minimum: int, help_text: str) -> Any:
+    return attrs.field(default=2, validator=integer_at_least(minimum), metadata={"help": help_text})
+
+
+@attrs.frozen
+class SpiralsParams:
+    # Three turns of 500 points each: with fewer points the outer turns are too sparse to learn reliably.
+    n_samples: int = points_field(1000, 2)
+    noise: float = noise_field()
     rotations: float = attrs.field(default=3.0, validator=positive, metadata={"help": "turns of each spiral"})
-    input_dim: int = attrs.field(
-        default=2,
-        validator=integer_at_least(2),
-        metadata={"help": "features per point; dimensions beyond 2 hold noise"},
-    )
+    input_dim: int = input_dim_field(2, "features per point; dimensions beyond 2 hold noise")
     mirror: bool = attrs.field(
         default=False,
         metadata={"help": "class 1 is class 0 negated, noise included (the original design's construction)"},
@@ -60,33 +68,21 @@ class SpiralsParams:
 
 @attrs.frozen
 class MoonsParams:
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(2), metadata={"help": "number of points"})
-    noise: float = attrs.field(
-        default=0.1,
-        validator=non_negative,
-        metadata={"help": "standard deviation of the Gaussian noise added to each point"},
-    )
-    input_dim: int = attrs.field(
-        default=2,
-        validator=integer_at_least(2),
-        metadata={"help": "features per point; dimensions beyond 2 hold noise"},
-    )
+    n_samples: int = points_field(500, 2)
+    noise: float = noise_field()
+    input_dim: int = input_dim_field(2, "features per point; dimensions beyond 2 hold noise")
 
 
 @attrs.frozen
 class ClustersParams:
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(1), metadata={"help": "number of points"})
+    n_samples: int = points_field(500, 1)
     n_centers: int = attrs.field(
         default=2, validator=integer_at_least(2), metadata={"help": "number of clusters, one class each"}
     )
     cluster_std: float = attrs.field(
         default=1.0, validator=positive, metadata={"help": "standard deviation of each cluster"}
     )
-    input_dim: int = attrs.field(
-        default=2,
-        validator=integer_at_least(1),
-        metadata={"help": "features per point"},
-    )
+    input_dim: int = input_dim_field(1, "features per point")
 
     def __attrs_post_init__(self) -> None:
         _samples_cover_classes(self.n_samples, self.n_centers, "n_centers")
@@ -94,20 +90,12 @@ class ClustersParams:
 
 @attrs.frozen
 class SpheresParams:
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(1), metadata={"help": "number of points"})
-    noise: float = attrs.field(
-        default=0.1,
-        validator=non_negative,
-        metadata={"help": "standard deviation of the Gaussian noise added to each point"},
-    )
+    n_samples: int = points_field(500, 1)
+    noise: float = noise_field()
     n_shells: int = attrs.field(
         default=2, validator=integer_at_least(2), metadata={"help": "number of shells, one class each"}
     )
-    input_dim: int = attrs.field(
-        default=2,
-        validator=integer_at_least(2),
-        metadata={"help": "features per point"},
-    )
+    input_dim: int = input_dim_field(2, "features per point")
 
     def __attrs_post_init__(self) -> None:
         _samples_cover_classes(self.n_samples, self.n_shells, "n_shells")
@@ -116,17 +104,9 @@ class SpheresParams:
 @attrs.frozen
 class ComplexMoonsParams:
     # 4 = one point on each moon and in each cluster.
-    n_samples: int = attrs.field(default=500, validator=integer_at_least(4), metadata={"help": "number of points"})
-    noise: float = attrs.field(
-        default=0.1,
-        validator=non_negative,
-        metadata={"help": "standard deviation of the Gaussian noise added to each point"},
-    )
-    input_dim: int = attrs.field(
-        default=2,
-        validator=integer_at_least(2),
-        metadata={"help": "features per point; dimensions beyond 2 hold noise"},
-    )
+    n_samples: int = points_field(500, 4)
+    noise: float = noise_field()
+    input_dim: int = input_dim_field(2, "features per point; dimensions beyond 2 hold noise")
 
 
 @attrs.frozen
