@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import kaslite
-from kaslite.config import build_config
 from kaslite.control import Controller, Germinate
 from kaslite.errors import ConfigError
 from kaslite.models import load_model, save_model
@@ -20,6 +19,7 @@ from kaslite.train import GrowthPolicyError, Tracker, run_experiment
 from kaslite.train.data import load_split
 from kaslite.train.trainer import build_net
 
+from .test_trainer import tiny_config
 from .user_model import UserNet, end_epoch, setup, train_step
 
 HERE = Path(__file__).resolve().parent
@@ -155,17 +155,6 @@ torch.save(run["model"].state_dict(), {str(tmp_path / "after.pt")!r})
     assert resumed.keys() == expected.keys()
     for name, tensor in expected.items():
         assert torch.equal(resumed[name], tensor), name
-
-
-def tiny_config(**sections):
-    base = {
-        "data": {"problem": "xor", "params": {"n_samples": 120}},
-        "model": {"hidden_dim": 8, "num_layers": 2, "seeds_per_layer": 1, "blueprint_options": {"hidden": 16}},
-        "seeds": {"blend_steps": 3, "progress_thresh": 0.0, "buffer_size": 64},
-        "controller": {"name": "periodic", "period": 2},
-        "train": {"warm_up_epochs": 3, "adaptation_epochs": 8, "batch_size": 16, "seed": 7},
-    }
-    return build_config(base, sections)
 
 
 def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path):
