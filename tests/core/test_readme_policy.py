@@ -29,7 +29,7 @@ def test_readme_policy_grows_the_deepest_seed_first(tiny_data, tmp_path):
     config = build_config(
         {
             "data": {"problem": "xor", "params": {"n_samples": 120}},
-            "model": {"hidden_dim": 8, "num_layers": 3, "blueprint_options": {"hidden": 16}},
+            "model": {"hidden_dim": 8, "num_layers": 3, "blueprint_options": {"hidden": 16}, "wide_seeds": 0},
             "seeds": {"blend_steps": 2, "progress_thresh": 0.0},
             "controller": {"name": "deepest-first", "options": {"wait": 1}},
             "train": {"warm_up_epochs": 2, "adaptation_epochs": 12, "lr": 1e-5},
@@ -81,7 +81,7 @@ def test_config_yaml_stores_every_parameter_with_its_default(tiny_data, tmp_path
     config = yaml.safe_load(config_file.read_text())
     assert config["controller"]["options"] == {"wait": 3}
     assert config["data"]["params"] == {"n_samples": 64, "noise": 0.3}
-    assert config["model"]["blueprint_options"] == {"hidden": 128}
+    assert config["model"]["blueprint_options"] == {"hidden": 64}
     again = invoke("run", "--config", str(config_file), "--tracker", "json", "-q", "--output-dir", str(tmp_path / "b"))
     assert again.exit_code == 0, again.output
     (second,) = (tmp_path / "b").glob("*/config.yaml")

@@ -78,7 +78,7 @@ main()
         ),
         (
             ["--blueprint-hidden", "0"],
-            "Error: invalid blueprint 'mlp' (plugin kaslite-core) parameter hidden = 0: must be an integer >= 1",
+            "Error: invalid blueprint 'residual' (plugin kaslite-core) parameter hidden = 0: must be an integer >= 1",
         ),
         (["--controller-param", "nothing"], "Error: invalid --controller-param 'nothing': expected KEY=VALUE"),
     ],
@@ -127,7 +127,7 @@ def test_plain_output_and_quiet(tiny_data, tmp_path):
     epochs = [line for line in lines if line.startswith("epoch ") and "/9 phase" in line]
     assert len(epochs) == 9
     # From the second epoch on, each line says how fast the run goes and when it should end.
-    assert re.search(r" seeds \d/2 active \(\d+\.\d epochs/s, ETA \d+:\d\d:\d\d\)$", epochs[1]), epochs[1]
+    assert re.search(r" seeds \d/3 active \(\d+\.\d epochs/s, ETA \d+:\d\d:\d\d\)$", epochs[1]), epochs[1]
     assert "== phase 2 (adaptation) begins at epoch 4 ==" in lines
     germinated = (
         "epoch 5: seed1_1 germinated: it shadow-trains on its layer's activations, the network's output untouched"
@@ -142,7 +142,7 @@ def test_plain_output_and_quiet(tiny_data, tmp_path):
     quiet = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "quiet", "--quiet")
     assert quiet.exit_code == 0, quiet.output
     (line,) = quiet.stdout.splitlines()
-    assert line.startswith("quiet: val_acc ") and "seeds active 2/2" in line
+    assert line.startswith("quiet: val_acc ") and "seeds active 2/3" in line
 
 
 def test_config_yaml_reproduces_the_run_and_flags_override_it(tiny_data, tmp_path):

@@ -35,7 +35,7 @@ def test_every_transition_preserves_the_function(tmp_path):
     seen = {(e["seed_id"], e["from_state"], e["to_state"]): e["output_change"] for e in transitions(trainer.events)}
     assert set(seen) == {
         (sid, a, b)
-        for sid in ("seed1_1", "seed2_1")
+        for sid in ("seed1_1", "seed2_1", "wide_1")
         for a, b in [("dormant", "training"), ("training", "blending"), ("blending", "active")]
     }
     for (sid, start, end), change in seen.items():
@@ -96,7 +96,7 @@ def test_run_dir_files(tmp_path):
         "params_total",
         "epochs",
     } <= set(metrics)
-    assert metrics["seeds_activated"] == metrics["total_seeds"] == 2
+    assert metrics["seeds_activated"] == metrics["total_seeds"] == 3  # two deep seeds and a wide one
     assert metrics["params_total"] > metrics["params_trunk"]
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 12))
@@ -104,7 +104,7 @@ def test_run_dir_files(tmp_path):
     assert {"seed1_1_state", "seed1_1_alpha", "seed2_1_state", "seed2_1_alpha"} <= set(rows[0])
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert events[0] == {"event": "phase_change", "epoch": 4, "phase": 2, "previous": 1}
-    assert len(transitions(events)) == 6
+    assert len(transitions(events)) == 9
     assert build_config(load_yaml(run_dir / "config.yaml")) == resolve_params(config)
 
 
@@ -164,7 +164,7 @@ def test_drift_above_threshold_emits_a_warning(tmp_path):
     assert drift and all(e["value"] > 0.0 for e in drift)
     assert drift[0]["message"].startswith(f"{drift[0]['seed_id']} drift ")
     # Once per crossing: a seed that stays above the threshold is not warned about every epoch.
-    assert sorted(e["seed_id"] for e in drift) == ["seed1_1", "seed2_1"]
+    assert sorted(e["seed_id"] for e in drift) == ["seed1_1", "seed2_1", "wide_1"]
 
 
 def test_a_start_failure_is_told_to_the_others_only_after_they_started(tmp_path):

@@ -14,7 +14,7 @@ EXPECTED_DEFAULTS = {
     "spirals": {
         "n_samples": (int, 1000),
         "noise": (float, 0.1),
-        "rotations": (float, 3.0),
+        "rotations": (float, 4.0),
         "input_dim": (int, 2),
         "mirror": (bool, False),
         "extra_std": (float | None, None),

@@ -74,7 +74,7 @@ def test_data_generate_writes_seeded_arrays(tmp_path):
         "params": {
             "n_samples": 300,
             "noise": 0.05,
-            "rotations": 3.0,
+            "rotations": 4.0,
             "input_dim": 2,
             "mirror": False,
             "extra_std": None,

@@ -69,7 +69,7 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
     germinations = {
         e["seed_id"]: str(e["epoch"]) for e in events if e["event"] == "seed_transition" and e["to_state"] == "training"
     }
-    assert germinations == {"seed1_1": "5", "seed2_1": "7"}
+    assert germinations == {"seed1_1": "5", "seed2_1": "7", "wide_1": "9"}
     tags = run.data.tags
     assert {key: tags[key] for key in tags if key.startswith("kaslite.germination.")} == {
         f"kaslite.germination.{seed}": epoch for seed, epoch in germinations.items()

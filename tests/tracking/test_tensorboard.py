@@ -36,7 +36,7 @@ def texts(accumulator, tag):
 def test_scalars_per_epoch_match_the_history(trained):
     events = read_events(trained.root / "runs" / "shared")
     rows = list(csv.DictReader((trained.run_dir / "history.csv").open()))
-    seeds = ["seed1_1", "seed2_1"]
+    seeds = ["seed1_1", "seed2_1", "wide_1"]
     assert sorted(events.Tags()["scalars"]) == sorted([*SCALARS, *(f"seed/{s}/alpha" for s in seeds)])
     for tag, column in {**SCALARS, **{f"seed/{s}/alpha": f"{s}_alpha" for s in seeds}}.items():
         logged = [(event.step, event.value) for event in events.Scalars(tag)]
@@ -50,9 +50,10 @@ def test_phase_and_seed_events_as_text(trained):
         "phase/transitions/text_summary",
         "seed/seed1_1/events/text_summary",
         "seed/seed2_1/events/text_summary",
+        "seed/wide_1/events/text_summary",
     ]
     assert texts(events, "phase/transitions") == [(4, "epoch 4: phase 1 (warm-up) → phase 2 (adaptation)")]
-    expected = {"seed1_1": [], "seed2_1": []}
+    expected = {"seed1_1": [], "seed2_1": [], "wide_1": []}
     for line in (trained.run_dir / "events.jsonl").read_text().splitlines():
         event = json.loads(line)
         if event["event"] == "seed_transition":

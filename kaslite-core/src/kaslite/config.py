@@ -34,12 +34,30 @@ class ModelConfig:
 
     hidden_dim: int = attrs.field(default=16, validator=integer_at_least(1))
     num_layers: int = attrs.field(default=2, validator=integer_at_least(1))
-    seeds_per_layer: int = attrs.field(default=1, validator=integer_at_least(1))
-    blueprint: str = attrs.field(default="mlp", validator=non_empty)
+    seeds_per_layer: int = attrs.field(default=1, validator=integer_at_least(0))
+    # residual: a zero-initialised branch, exact at germination, that the task loss grows. (mlp's
+    # reconstructed child replaces the activations it was trained on, which on hard problems can
+    # silence the layers after it; bench/growth.py measured both.)
+    blueprint: str = attrs.field(default="residual", validator=non_empty)
     # Passed to the blueprint's build(); unset options keep the blueprint's defaults.
     blueprint_options: dict[str, Any] = attrs.field(factory=dict)
     # "mlp" for feature vectors; "cnn" for (channels, H, W) images, with the conv blueprint.
     trunk: str = attrs.field(default="mlp", validator=one_of(("mlp", "cnn")))
+    # One wide seed beside the deep ones on the mlp trunk: chosen on bench/growth.py's selection
+    # seeds, where it rescued the runs whose trunk stalled early and cost nothing elsewhere.
+    wide_seeds: int = attrs.field(
+        default=attrs.Factory(lambda self: 1 if self.trunk == "mlp" else 0, takes_self=True),
+        validator=integer_at_least(0),
+        metadata={
+            "help": (
+                "seeds that grow width: each a hidden layer from the input straight to the output "
+                "(mlp trunk only) [default: 1 with the mlp trunk, 0 with cnn]"
+            )
+        },
+    )
+    wide_units: int = attrs.field(
+        default=64, validator=integer_at_least(1), metadata={"help": "hidden units of each wide seed"}
+    )
 
 
 @attrs.frozen

@@ -50,10 +50,10 @@ def input_dim_field(minimum: int, help_text: str) -> Any:
 
 @attrs.frozen
 class SpiralsParams:
-    # Three turns of 500 points each: with fewer points the outer turns are too sparse to learn reliably.
+    # Four turns of 500 points each: with fewer points the outer turns are too sparse to learn reliably.
     n_samples: int = points_field(1000, 2)
     noise: float = noise_field()
-    rotations: float = attrs.field(default=3.0, validator=positive, metadata={"help": "turns of each spiral"})
+    rotations: float = attrs.field(default=4.0, validator=positive, metadata={"help": "turns of each spiral"})
     input_dim: int = input_dim_field(2, "features per point; dimensions beyond 2 hold noise")
     mirror: bool = attrs.field(
         default=False,

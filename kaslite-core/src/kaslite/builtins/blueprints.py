@@ -22,6 +22,13 @@ class BottleneckParams:
     )
 
 
+@attrs.frozen
+class ResidualParams:
+    hidden: int = attrs.field(
+        default=64, validator=integer_at_least(1), metadata={"help": "width of the branch's hidden layer"}
+    )
+
+
 def build_mlp(dim: int, hidden: int = 128) -> Any:
     from kaslite.nn.blueprints import mlp
 
@@ -62,6 +69,7 @@ def kaslite_seed_blueprints() -> list[BlueprintSpec]:
             build_residual,
             "x + a zero-initialised dim → hidden → dim branch: an exact identity the task loss grows",
             {"hidden": 64},
+            ResidualParams,
         ),
         BlueprintSpec(
             "conv",

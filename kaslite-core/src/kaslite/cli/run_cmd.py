@@ -39,7 +39,9 @@ def config_options() -> tuple[list[click.Option], dict[str, str]]:
             names = config_field_flags(section, field.name, field.type is bool)
             dest = f"{section}__{field.name}"
             about = field.metadata.get("help")
-            help_text = f"{about + ' ' if about else ''}[{section}.{field.name}; default: {field.default!r}]"
+            # A default computed from other fields (a Factory) is described in the field's help.
+            default = "" if isinstance(field.default, attrs.Factory) else f"; default: {field.default!r}"  # type: ignore[arg-type]
+            help_text = f"{about + ' ' if about else ''}[{section}.{field.name}{default}]"
             if field.type is bool:
                 option = click.Option(["/".join(names), dest], default=None, help=help_text)
             else:

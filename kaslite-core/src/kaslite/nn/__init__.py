@@ -1,8 +1,10 @@
-"""The network that grows: :class:`MorphogeneticNet` and its :class:`SentinelSeed` slots."""
+"""The network that grows: :class:`MorphogeneticNet`, its :class:`SentinelSeed` slots and its
+:class:`WideSeed` branches."""
 
 from kaslite.nn.fuse import fuse
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedLifecycleError, SeedState, SentinelSeed
+from kaslite.nn.wide import WideSeed
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -11,5 +13,6 @@ __all__ = [
     "SeedSlot",
     "SeedState",
     "SentinelSeed",
+    "WideSeed",
     "fuse",
 ]

@@ -3,7 +3,8 @@
 Where a seed is active (α = 1) its output ``x + (child(x) − x)`` is
 ``child(x)``, so the child takes the seed's place; a dormant, shadow-training
 or culled seed is the identity and disappears; a seed caught mid-blend keeps
-its formula with α frozen as a constant. The result holds no seed, no
+its formula with α frozen as a constant. Grown wide seeds become branches
+added to the fused trunk's output (:class:`WideAndDeep`). The result holds no seed, no
 lifecycle and no training state: plain modules that ``torch.export``,
 TorchScript and ONNX take as they are (as LoRA's merge folds adapters into
 plain weights).
@@ -17,6 +18,7 @@ from torch import nn
 
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import SeedState, SentinelSeed
+from kaslite.nn.wide import WideSeed
 
 
 class Blend(nn.Module):
@@ -47,15 +49,63 @@ class BlendSum(nn.Module):
         return out
 
 
+class Scaled(nn.Module):
+    """A wide seed frozen mid-blend: ``α·branch(x)`` with a constant α."""
+
+    def __init__(self, branch: nn.Module, alpha: float) -> None:
+        super().__init__()
+        self.branch = branch
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.alpha * self.branch(x)
+        return out
+
+
+class NoBranch(nn.Module):
+    """A wide seed whose branch takes no part: a contribution of zeros, ``(B, outputs)``."""
+
+    def __init__(self, outputs: int) -> None:
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], self.outputs)
+
+
+class WideAndDeep(nn.Module):
+    """The fused trunk's output plus each grown wide seed's fused branch."""
+
+    def __init__(self, deep: nn.Module, branches: list[nn.Module]) -> None:
+        super().__init__()
+        self.deep = deep
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.deep(x)
+        for branch in self.branches:
+            out = out + branch(x)
+        return out
+
+
 def _in_use(seed: SentinelSeed) -> bool:
     return seed.state in (SeedState.BLENDING, SeedState.ACTIVE) and seed.alpha != 0.0
 
 
 def _fused_seed(seed: SentinelSeed) -> nn.Module:
+    if isinstance(seed, WideSeed):
+        return _fused_wide(seed)
     if not _in_use(seed):
         return nn.Identity()
     child = copy.deepcopy(seed.child)
     return child if seed.alpha == 1.0 else Blend(child, seed.alpha)
+
+
+def _fused_wide(seed: WideSeed) -> nn.Module:
+    if not _in_use(seed):
+        return NoBranch(seed.outputs)
+    branch = copy.deepcopy(seed.child)
+    return branch if seed.alpha == 1.0 else Scaled(branch, seed.alpha)
 
 
 def _fused_slot(slot: SeedSlot) -> nn.Module:
@@ -65,8 +115,9 @@ def _fused_slot(slot: SeedSlot) -> nn.Module:
     return BlendSum([copy.deepcopy(seed.child) for seed in in_use], [seed.alpha for seed in in_use])
 
 
-def _fused_net(net: MorphogeneticNet) -> nn.Sequential:
-    """The trunk and its fused slots as one ``nn.Sequential`` of plain layers."""
+def _fused_net(net: MorphogeneticNet) -> nn.Module:
+    """The trunk and its fused slots as one ``nn.Sequential`` of plain layers, inside a
+    :class:`WideAndDeep` where wide seeds have grown."""
     layers: list[nn.Module] = [copy.deepcopy(net.input_layer), nn.ReLU()]
     for block, slot in zip(net._block_list, net._slot_list, strict=True):
         layers += [copy.deepcopy(block), nn.ReLU()]
@@ -76,7 +127,9 @@ def _fused_net(net: MorphogeneticNet) -> nn.Sequential:
     if net.pool is not None:
         layers.append(copy.deepcopy(net.pool))
     layers.append(copy.deepcopy(net.head))
-    return nn.Sequential(*layers)
+    deep = nn.Sequential(*layers)
+    grown = [_fused_wide(seed) for seed in net._wide_list if _in_use(seed)]
+    return WideAndDeep(deep, grown) if grown else deep
 
 
 def _copy_without_seeds(model: nn.Module) -> nn.Module:
@@ -101,7 +154,8 @@ def fuse(model: nn.Module) -> nn.Module:
 
     A :class:`MorphogeneticNet` becomes an ``nn.Sequential``; any other module
     keeps its class, with each seed replaced in place. The grown model is left
-    untouched; the copy is in eval mode and keeps ``.metadata`` if there is one.
+    untouched; the copy is in eval mode and keeps ``.metadata`` if there is one. (With grown
+    wide seeds, the ``nn.Sequential`` is the ``deep`` part of a :class:`WideAndDeep`.)
     """
     from kaslite.models.files import unwrap
 

@@ -10,6 +10,7 @@ from kaslite.config import SeedConfig
 from kaslite.errors import InvalidValue
 from kaslite.nn.blueprints import build_child
 from kaslite.nn.seed import SentinelSeed
+from kaslite.nn.wide import WideSeed
 from kaslite.plugins import get_blueprint
 from kaslite.structure import structure, unstructure
 
@@ -51,13 +52,15 @@ CNN_POOLED = 2
 
 
 class MorphogeneticNet(nn.Module):
-    """Input layer+ReLU, ``num_layers`` × (layer+ReLU, seed slot), then the head.
+    """Input layer+ReLU, ``num_layers`` × (layer+ReLU, seed slot), then the head; beside it,
+    ``wide_seeds`` wide seeds (:mod:`kaslite.nn.wide`) whose branches, once grown, add
+    ``input → wide_units → classes`` to the head's output.
 
     ``trunk="mlp"``: Linear layers on ``(B, input_dim)``. ``trunk="cnn"``: 3×3
     convolutions on ``(B, input_dim, H, W)`` images (``input_dim`` channels),
     average-pooled to 2×2 cells before a Linear head; its seeds sit on feature
-    maps (use the ``conv`` blueprint). The ReLU after each layer is applied in
-    :meth:`forward`.
+    maps (use the ``conv`` blueprint); wide seeds need the ``mlp`` trunk. The
+    ReLU after each layer is applied in :meth:`forward`.
     """
 
     def __init__(
@@ -71,6 +74,8 @@ class MorphogeneticNet(nn.Module):
         blueprint_options: dict[str, Any] | None = None,
         seed_config: SeedConfig | None = None,
         trunk: str = "mlp",
+        wide_seeds: int = 0,
+        wide_units: int = 64,
     ) -> None:
         super().__init__()
         if trunk not in TRUNKS:
@@ -84,6 +89,12 @@ class MorphogeneticNet(nn.Module):
         self.blueprint_options = dict(blueprint_options or {})
         self.seed_config = seed_config or SeedConfig()
         self.trunk = trunk
+        self.wide_seeds = wide_seeds
+        self.wide_units = wide_units
+        if wide_seeds and trunk != "mlp":
+            raise InvalidValue(
+                "model.wide_seeds", wide_seeds, f"must be 0 with the {trunk} trunk (wide seeds need mlp)"
+            )
         spec = get_blueprint(blueprint)
         if (trunk == "cnn") != (blueprint == "conv") and blueprint in VECTOR_BLUEPRINTS | {"conv"}:
             fits = "conv" if trunk == "cnn" else ", ".join(sorted(VECTOR_BLUEPRINTS))
@@ -119,21 +130,33 @@ class MorphogeneticNet(nn.Module):
         if trunk == "cnn":
             self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(CNN_POOLED), nn.Flatten())
         self.head = nn.Linear(hidden_dim * (CNN_POOLED**2 if trunk == "cnn" else 1), num_classes)
+        self.wide = nn.ModuleList(
+            # Their layer is the output's, after the last hidden block: where their branches add up.
+            WideSeed(input_dim, wide_units, num_classes, self.seed_config, seed_id=f"wide_{j}", layer=num_layers + 1)
+            for j in range(1, wide_seeds + 1)
+        )
+        self._wide_list: list[WideSeed] = list(self.wide)  # type: ignore[arg-type]
         self.metadata: dict[str, Any] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = x
         x = torch.relu(self.input_layer(x))
         for block, slot in zip(self._block_list, self._slot_list, strict=True):
             x = slot.forward(torch.relu(block(x)))  # no module-call overhead for kaslite's own slots
         if self.pool is not None:
             x = self.pool(x)
         out: torch.Tensor = self.head(x)
+        for seed in self._wide_list:
+            change = seed.delta(inputs)
+            if change is not None:
+                out = out + change
         return out
 
     @property
     def seeds(self) -> dict[str, SentinelSeed]:
-        """Seed id → seed, in network order (``seed1_1``, ``seed1_2``, ``seed2_1``, ...)."""
-        return {seed.seed_id: seed for slot in self._slot_list for seed in slot._seed_list}
+        """Seed id → seed, in network order (``seed1_1``, ``seed1_2``, ``seed2_1``, ..., ``wide_1``, ...)."""
+        deep = [seed for slot in self._slot_list for seed in slot._seed_list]
+        return {seed.seed_id: seed for seed in [*deep, *self._wide_list]}
 
     def hidden_trunk(self) -> list[nn.Module]:
         """The trunk layers phase 2 freezes: the input layer and the hidden blocks."""
@@ -155,6 +178,8 @@ class MorphogeneticNet(nn.Module):
             "blueprint_options": dict(self.blueprint_options),
             "seed_config": unstructure(self.seed_config),
             "trunk": self.trunk,
+            "wide_seeds": self.wide_seeds,
+            "wide_units": self.wide_units,
         }
 
     @classmethod

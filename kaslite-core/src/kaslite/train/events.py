@@ -17,7 +17,7 @@ class RunContext:
         (``config.yaml`` holds the same).
     :param run_dir: the run's directory (``OUTPUT_DIR/RUN_NAME``).
     :param run_name: the directory's name.
-    :param seed_ids: every seed of the network, ``seed{layer}_{j}``, in network order.
+    :param seed_ids: every seed of the network, ``seed{layer}_{j}`` then ``wide_{j}``, in network order.
     :param total_epochs: warm-up plus adaptation epochs.
     :param warm_up_epochs: epochs of phase 1 (the trunk alone).
     :param start_epoch: epochs already done: 0, or where a resumed run continues.

@@ -24,9 +24,9 @@ RESUMABLE = ("train.adaptation_epochs", "train.threads", "controller.")
 def default_run_name(config: ExperimentConfig) -> str:
     """A readable slug of the problem and the parameters that matter most."""
     m, c, t = config.model, config.controller, config.train
-    name = (
-        f"{config.data.problem}-{c.name}-{m.blueprint}-h{m.hidden_dim}x{m.num_layers}-s{m.seeds_per_layer}-seed{t.seed}"
-    )
+    wide = f"-w{m.wide_seeds}x{m.wide_units}" if m.wide_seeds else ""
+    trunk = f"h{m.hidden_dim}x{m.num_layers}-s{m.seeds_per_layer}{wide}"
+    name = f"{config.data.problem}-{c.name}-{m.blueprint}-{trunk}-seed{t.seed}"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
 
 
@@ -66,11 +66,9 @@ def _context(
     options: dict[str, Any],
     labels: dict[str, str] | None = None,
 ) -> RunContext:
-    seed_ids = tuple(
-        f"seed{layer}_{j}"
-        for layer in range(1, config.model.num_layers + 1)
-        for j in range(1, config.model.seeds_per_layer + 1)
-    )
+    m = config.model
+    deep = [f"seed{layer}_{j}" for layer in range(1, m.num_layers + 1) for j in range(1, m.seeds_per_layer + 1)]
+    seed_ids = (*deep, *(f"wide_{j}" for j in range(1, m.wide_seeds + 1)))
     total = config.train.warm_up_epochs + config.train.adaptation_epochs
     return RunContext(
         config,

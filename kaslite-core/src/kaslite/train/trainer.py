@@ -89,6 +89,8 @@ def build_net(config: ExperimentConfig, input_dim: int, num_classes: int) -> Mor
         blueprint_options=m.blueprint_options,
         seed_config=config.seeds,
         trunk=m.trunk,
+        wide_seeds=m.wide_seeds,
+        wide_units=m.wide_units,
     )
 
 
