@@ -139,3 +139,17 @@ def test_a_users_module_grows_a_wide_seed_and_fuses():
     dormant = UserWide().eval()
     with torch.no_grad():  # a branch that never grew fuses to zeros: the user's own layers alone
         assert torch.equal(kaslite.fuse(dormant)(x), dormant.body(x))
+
+
+def test_a_bfloat16_network_grows_its_wide_seed_in_bfloat16():
+    net = wide_net().to(torch.bfloat16).train()
+    seed = net.seeds["wide_1"]
+    seed.germinate()
+    seed.start_blending()
+    trained(seed)
+    x = torch.randn(6, 3, dtype=torch.bfloat16)
+    out = net(x)
+    out.float().sum().backward()
+    assert out.dtype is torch.bfloat16 and seed.child.outer.weight.grad is not None
+    seed.observe()  # health and drift from the bfloat16 batch
+    assert seed.health > 0.0 and seed.drift == 0.0  # α is still 0: the branch moves nothing yet

@@ -51,3 +51,39 @@ def test_a_compiled_run_recompiles_only_at_transitions():
     # And the compiled model computes what the eager one does.
     with torch.no_grad():
         assert torch.allclose(compiled(x_val), net(x_val), atol=1e-5)
+
+
+def test_a_compiled_wide_seed_grows_with_a_few_graphs_and_agrees_with_eager():
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    config = SeedConfig(blend_steps=4)
+    net = MorphogeneticNet(2, 8, 1, 0, 2, seed_config=config, wide_seeds=1, wide_units=6)
+    compiled = torch.compile(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    grower = kaslite.Grower(net, "periodic", period=2)
+    g = torch.Generator().manual_seed(0)
+    x_val, y_val = torch.randn(32, 2, generator=g), torch.randint(0, 2, (32,), generator=g)
+    graphs_per_epoch = []
+    for _ in range(8):
+        compiled.train()
+        for _ in range(STEPS_PER_EPOCH):
+            x, y = torch.randn(16, 2, generator=g), torch.randint(0, 2, (16,), generator=g)
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(compiled(x), y).backward()
+            optimizer.step()
+            grower.step()
+        compiled.eval()
+        with torch.no_grad():
+            val_loss = nn.functional.cross_entropy(compiled(x_val), y_val).item()
+        grower.epoch_end(val_loss=val_loss)
+        graphs_per_epoch.append(counters["stats"]["unique_graphs"])
+    assert net.seeds["wide_1"].state.value == "active"
+    assert net.wide[0].child.outer.weight.abs().sum() > 0  # the task loss grew the branch
+    # Training: dormant, germinated (its batches kept for observe()), in use; eval: dormant, in use.
+    # The bound the README gives, 3 per seed + 2, and none per step.
+    assert counters["stats"]["unique_graphs"] == 5, graphs_per_epoch
+    assert graphs_per_epoch[-3:] == [graphs_per_epoch[-1]] * 3
+    assert counters["frames"]["total"] == counters["frames"]["ok"]
+    with torch.no_grad():
+        assert torch.allclose(compiled(x_val), net(x_val), atol=1e-5)

@@ -23,7 +23,7 @@ def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
         torch.manual_seed(100 + rank)  # different initial weights: DDP and growth must make them agree
         # Shadow training long enough for the ranks' reservoirs (their own shards) to matter.
         config = SeedConfig(blend_steps=5, buffer_size=64, progress_thresh=0.1, shadow_lr=2e-2)
-        net = MorphogeneticNet(2, 8, 2, 1, 2, blueprint_options={"hidden": 8}, seed_config=config)
+        net = MorphogeneticNet(2, 8, 2, 1, 2, blueprint_options={"hidden": 8}, seed_config=config, wide_seeds=1)
         model = DistributedDataParallel(net, find_unused_parameters=True)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
         grower = kaslite.Grower(model, "kasmina", patience=1, delta=0.0, acc_threshold=1.0)
@@ -56,7 +56,7 @@ def test_two_ranks_grow_identically(tmp_path):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     mp.spawn(_rank_main, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
     first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD))
-    assert first["states"] == second["states"] == {"seed1_1": "active", "seed2_1": "active"}
+    assert first["states"] == second["states"] == {"seed1_1": "active", "seed2_1": "active", "wide_1": "active"}
     assert first["log"] == second["log"]
     assert first["params"].keys() == second["params"].keys()
     for name, tensor in first["params"].items():
