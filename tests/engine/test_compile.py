@@ -11,19 +11,19 @@ from kaslite.nn import MorphogeneticNet
 STEPS_PER_EPOCH = 6
 
 
-def test_a_compiled_run_recompiles_only_at_transitions():
+def grow_compiled(net: MorphogeneticNet, epochs: int) -> tuple[nn.Module, torch.Tensor, list[int], int]:
+    """Train ``torch.compile(net)`` with a periodic Grower (period 2) on random data from a fresh
+    dynamo cache: the compiled model, a validation batch, the unique graphs after each epoch, and
+    the transitions epoch_end made."""
     torch._dynamo.reset()
     counters.clear()
-    torch.manual_seed(0)
-    config = SeedConfig(blend_steps=4, buffer_size=32, progress_thresh=0.0)
-    net = MorphogeneticNet(2, 8, 2, 1, 2, blueprint_options={"hidden": 8}, seed_config=config)
     compiled = torch.compile(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     grower = kaslite.Grower(net, "periodic", period=2)
     g = torch.Generator().manual_seed(0)
     x_val, y_val = torch.randn(32, 2, generator=g), torch.randint(0, 2, (32,), generator=g)
     graphs_per_epoch, transitions = [], 0
-    for _ in range(10):
+    for _ in range(epochs):
         compiled.train()
         for _ in range(STEPS_PER_EPOCH):
             x, y = torch.randn(16, 2, generator=g), torch.randint(0, 2, (16,), generator=g)
@@ -36,7 +36,15 @@ def test_a_compiled_run_recompiles_only_at_transitions():
             val_loss = nn.functional.cross_entropy(compiled(x_val), y_val).item()
         transitions += len(grower.epoch_end(val_loss=val_loss))
         graphs_per_epoch.append(counters["stats"]["unique_graphs"])
-    active = [seed.state.value for seed in grower.seeds.values()]
+    return compiled, x_val, graphs_per_epoch, transitions
+
+
+def test_a_compiled_run_recompiles_only_at_transitions():
+    torch.manual_seed(0)
+    config = SeedConfig(blend_steps=4, buffer_size=32, progress_thresh=0.0)
+    net = MorphogeneticNet(2, 8, 2, 1, 2, blueprint_options={"hidden": 8}, seed_config=config)
+    compiled, x_val, graphs_per_epoch, transitions = grow_compiled(net, epochs=10)
+    active = [seed.state.value for seed in net.seeds.values()]
     assert active == ["active", "active"]
     transitions += 2  # the two activations happen inside grower.step()
     assert transitions == 6
@@ -54,30 +62,9 @@ def test_a_compiled_run_recompiles_only_at_transitions():
 
 
 def test_a_compiled_wide_seed_grows_with_a_few_graphs_and_agrees_with_eager():
-    torch._dynamo.reset()
-    counters.clear()
     torch.manual_seed(0)
-    config = SeedConfig(blend_steps=4)
-    net = MorphogeneticNet(2, 8, 1, 0, 2, seed_config=config, wide_seeds=1, wide_units=6)
-    compiled = torch.compile(net)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    grower = kaslite.Grower(net, "periodic", period=2)
-    g = torch.Generator().manual_seed(0)
-    x_val, y_val = torch.randn(32, 2, generator=g), torch.randint(0, 2, (32,), generator=g)
-    graphs_per_epoch = []
-    for _ in range(8):
-        compiled.train()
-        for _ in range(STEPS_PER_EPOCH):
-            x, y = torch.randn(16, 2, generator=g), torch.randint(0, 2, (16,), generator=g)
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(compiled(x), y).backward()
-            optimizer.step()
-            grower.step()
-        compiled.eval()
-        with torch.no_grad():
-            val_loss = nn.functional.cross_entropy(compiled(x_val), y_val).item()
-        grower.epoch_end(val_loss=val_loss)
-        graphs_per_epoch.append(counters["stats"]["unique_graphs"])
+    net = MorphogeneticNet(2, 8, 1, 0, 2, seed_config=SeedConfig(blend_steps=4), wide_seeds=1, wide_units=6)
+    compiled, x_val, graphs_per_epoch, _ = grow_compiled(net, epochs=8)
     assert net.seeds["wide_1"].state.value == "active"
     assert net.wide[0].child.outer.weight.abs().sum() > 0  # the task loss grew the branch
     # Training: dormant, germinated (its batches kept for observe()), in use; eval: dormant, in use.

@@ -16,6 +16,8 @@ training, which has nothing to learn: a zero fan-out is already exact, so a
 germinated wide seed blends in at the next epoch's end.
 """
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -62,8 +64,14 @@ class WideSeed(SentinelSeed):
         layer: int = 0,
     ) -> None:
         super().__init__(inputs, WideBranch(inputs, units, outputs), config, seed_id=seed_id, layer=layer)
-        self.units = units
-        self.outputs = outputs
+
+    @property
+    def units(self) -> int:
+        return cast(WideBranch, self.child).inner.out_features
+
+    @property
+    def outputs(self) -> int:
+        return cast(WideBranch, self.child).outer.out_features
 
     def delta(self, x: torch.Tensor) -> torch.Tensor | None:
         """``α·branch(x)``, or None while the branch takes no part in the output."""
