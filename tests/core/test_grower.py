@@ -171,6 +171,7 @@ def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path)
     grower = kaslite.Grower(
         net, "periodic", controller_config=config.controller, warm_up_epochs=t.warm_up_epochs,
         trackers=[recorder], probe=data.x_val[: t.probe_size],
+        score_batch=(data.x_train[: t.probe_size], data.y_train[: t.probe_size]),
     )  # fmt: skip
     shuffle = torch.Generator().manual_seed(t.seed + 1)
     loss_fn = torch.nn.CrossEntropyLoss()

@@ -26,6 +26,15 @@ class DataConfig:
     # Validated against the dataset's own parameter class once the dataset is known.
     params: dict[str, Any] = attrs.field(factory=dict)
     train_frac: float = attrs.field(default=0.8, validator=between(0.0, 1.0, low_open=True, high_open=True))
+    standardize: bool = attrs.field(
+        default=True,
+        metadata={
+            "help": (
+                "kaslite's own network standardises each input feature with the training split's mean and "
+                "std (kept in the model, so it serves raw inputs); data given as loaders are not scanned"
+            )
+        },
+    )
 
 
 @attrs.frozen
@@ -58,6 +67,14 @@ class ModelConfig:
     wide_units: int = attrs.field(
         default=64, validator=integer_at_least(1), metadata={"help": "hidden units of each wide seed"}
     )
+    width_seeds: int = attrs.field(
+        default=0,
+        validator=integer_at_least(0),
+        metadata={"help": "seeds per hidden layer that each add width_units units to it (mlp trunk only)"},
+    )
+    width_units: int = attrs.field(
+        default=8, validator=integer_at_least(1), metadata={"help": "new units each width seed adds to its layer"}
+    )
 
 
 @attrs.frozen
@@ -81,6 +98,16 @@ class SeedConfig:
     health_momentum: float = attrs.field(default=0.1, validator=between(0.0, 1.0, low_open=True))
     # Dormant seeds update their health estimate on one training batch in this many.
     health_every: int = attrs.field(default=4, validator=integer_at_least(1))
+    fan_in: str = attrs.field(
+        default="gradmax",
+        validator=one_of(("gradmax", "kaiming")),
+        metadata={
+            "help": (
+                "how a germinated seed's new units that start with zero fan-out (residual blocks, width and "
+                "wide seeds) get their fan-in: gradmax (from the loss gradient, GradMax) or kaiming (random)"
+            )
+        },
+    )
 
 
 @attrs.frozen
@@ -105,6 +132,11 @@ class TrainConfig:
     adaptation_epochs: int = attrs.field(default=300, validator=integer_at_least(0))
     batch_size: int = attrs.field(default=32, validator=integer_at_least(1))
     lr: float = attrs.field(default=3e-3, validator=positive)
+    lr_schedule: str = attrs.field(
+        default="constant",
+        validator=one_of(("constant", "cosine")),
+        metadata={"help": "the learning rate over the run: constant, or cosine (decays to 0 by the last epoch)"},
+    )
     # Off by default: a grown network whose trunk keeps learning beats one whose trunk is frozen
     # (spirals, seeds 10-14: 0.999 against 0.881 mean val acc; bench/growth.py).
     freeze_trunk: bool = False

@@ -7,7 +7,14 @@ import attrs
 
 @attrs.frozen
 class SeedView:
-    """One seed as a controller sees it."""
+    """One seed as a controller sees it.
+
+    ``kind`` says what grows: ``deep`` (a block after hidden layer ``layer``),
+    ``width`` (new units in layer ``layer``) or ``wide`` (a branch from the input
+    to the output; its ``layer`` is one past the last hidden layer). ``score``
+    is its expansion score (:mod:`kaslite.train.scores`) when the policy asks
+    for scores (``Controller.wants_scores``) and the seed is dormant, else None.
+    """
 
     seed_id: str
     layer: int
@@ -16,6 +23,26 @@ class SeedView:
     health: float
     drift: float
     progress: float
+    kind: str = "deep"
+    score: float | None = None
+
+
+@attrs.frozen
+class Candidate:
+    """A dormant seed's expansion score, measured on one training batch (:mod:`kaslite.train.scores`).
+
+    :param gain: the squared gradient norm its zero-initialised new parameters
+        would receive, with GradMax's fan-in for its ``units`` new units.
+    :param score: ``gain`` over the squared gradient norm of the network's
+        trainable parameters on the same batch.
+    """
+
+    seed_id: str
+    kind: str
+    layer: int
+    units: int
+    gain: float
+    score: float
 
 
 @attrs.frozen
@@ -66,7 +93,14 @@ Action = Germinate | Cull
 
 
 class Controller:
-    """Base class of growth policies: override :meth:`decide`; stateful ones also save state."""
+    """Base class of growth policies: override :meth:`decide`; stateful ones also save state.
+
+    A policy that sets ``wants_scores = True`` sees each dormant seed's
+    expansion score in ``SeedView.score``; the growth driver measures them
+    (one forward and backward pass on a training batch) only for such policies.
+    """
+
+    wants_scores = False
 
     def decide(self, obs: Observation) -> list[Action]:
         """The actions to take after the epoch described by ``obs``."""

@@ -1,10 +1,13 @@
-"""Builtin growth policies: ``kasmina`` (plateau), ``periodic`` and ``never``."""
+"""Builtin growth policies: ``kasmina`` (plateau), ``expand`` (expansion scores), ``periodic`` and ``never``."""
 
 import math
 from typing import Any
 
+import attrs
+
 from kaslite.config import ControllerConfig
 from kaslite.control.base import Action, Controller, Germinate, Observation
+from kaslite.validation import non_negative
 
 IN_FLIGHT = ("training", "blending")
 
@@ -50,6 +53,59 @@ class KasminaController(Controller):
         self.wait = int(state["wait"])
 
 
+@attrs.frozen
+class ExpandParams:
+    """The ``expand`` policy's own settings (``--controller-param threshold=0.5``)."""
+
+    # A candidate grows once its expansion score reaches this: the gradient its new parameters would
+    # receive, as a fraction of the gradient the whole network receives now.
+    threshold: float = attrs.field(default=1.0, validator=non_negative)
+
+
+class ExpandController(Controller):
+    """Grow where the expansion score is best, when it clears ``threshold``, and again while it does.
+
+    After each epoch every dormant seed, whatever its kind, is scored by the
+    gradient its zero-initialised new parameters would receive relative to the
+    network's own (:mod:`kaslite.train.scores`). The best one grows when its
+    score reaches ``threshold`` and the validation loss has not improved by
+    ``delta`` for ``patience`` epochs; one seed in flight at a time, and none
+    once val acc reaches ``acc_threshold``. An easy task stops when no
+    candidate scores enough; a hard one keeps growing while candidates do.
+    """
+
+    wants_scores = True
+
+    def __init__(self, threshold: float, patience: int, delta: float, acc_threshold: float) -> None:
+        self.threshold = threshold
+        self.plateau = KasminaController(patience, delta, acc_threshold)
+
+    def decide(self, obs: Observation) -> list[Action]:
+        plateau = self.plateau
+        latest = obs.latest
+        if latest.val_loss < plateau.best_loss - plateau.delta:
+            plateau.best_loss, plateau.wait = latest.val_loss, 0
+        else:
+            plateau.wait += 1
+        if obs.in_state(*IN_FLIGHT):
+            plateau.wait = 0
+            return []
+        scored = [seed for seed in obs.in_state("dormant") if seed.score is not None]
+        if plateau.wait < plateau.patience or latest.val_acc >= plateau.acc_threshold or not scored:
+            return []
+        best = max(scored, key=lambda seed: seed.score or 0.0)
+        if (best.score or 0.0) < self.threshold:
+            return []
+        plateau.wait, plateau.best_loss = 0, latest.val_loss
+        return [Germinate(best.seed_id)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.plateau.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.plateau.load_state_dict(state)
+
+
 class PeriodicController(Controller):
     """Germinate the next dormant seed every ``period`` epochs of phase 2."""
 
@@ -80,6 +136,11 @@ class NeverController(Controller):
 
 def kasmina(config: ControllerConfig) -> Controller:
     return KasminaController(config.patience, config.delta, config.acc_threshold)
+
+
+def expand(config: ControllerConfig) -> Controller:
+    params = ExpandParams(**config.options)
+    return ExpandController(params.threshold, config.patience, config.delta, config.acc_threshold)
 
 
 def periodic(config: ControllerConfig) -> Controller:

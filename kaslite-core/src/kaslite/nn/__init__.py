@@ -1,10 +1,11 @@
-"""The network that grows: :class:`MorphogeneticNet`, its :class:`SentinelSeed` slots and its
-:class:`WideSeed` branches."""
+"""The network that grows: :class:`MorphogeneticNet`, its :class:`SentinelSeed` slots, its
+:class:`WidthSeed` units and its :class:`WideSeed` branches; :class:`WidenablePair` for a user's layers."""
 
 from kaslite.nn.fuse import fuse
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedLifecycleError, SeedState, SentinelSeed
 from kaslite.nn.wide import WideSeed
+from kaslite.nn.width import WidenablePair, WidthSeed
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -14,5 +15,7 @@ __all__ = [
     "SeedState",
     "SentinelSeed",
     "WideSeed",
+    "WidenablePair",
+    "WidthSeed",
     "fuse",
 ]

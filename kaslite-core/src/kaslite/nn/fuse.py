@@ -3,8 +3,10 @@
 Where a seed is active (α = 1) its output ``x + (child(x) − x)`` is
 ``child(x)``, so the child takes the seed's place; a dormant, shadow-training
 or culled seed is the identity and disappears; a seed caught mid-blend keeps
-its formula with α frozen as a constant. Grown wide seeds become branches
-added to the fused trunk's output (:class:`WideAndDeep`). The result holds no seed, no
+its formula with α frozen as a constant. Grown width seeds are concatenated
+into the layers they widen (their fan-out scaled by α), so the fused network
+is a plain one of the grown width. Grown wide seeds become branches added to
+the fused trunk's output (:class:`WideAndDeep`). The result holds no seed, no
 lifecycle and no training state: plain modules that ``torch.export``,
 TorchScript and ONNX take as they are (as LoRA's merge folds adapters into
 plain weights).
@@ -19,6 +21,7 @@ from torch import nn
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import SeedState, SentinelSeed
 from kaslite.nn.wide import WideSeed
+from kaslite.nn.width import WidenablePair, WidthSeed
 
 
 class Blend(nn.Module):
@@ -88,6 +91,54 @@ class WideAndDeep(nn.Module):
         return out
 
 
+class FirstFeatures(nn.Module):
+    """``inner`` applied to the first ``features`` features; the rest (grown units) pass unchanged."""
+
+    def __init__(self, inner: nn.Module, features: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.inner(x[:, : self.features]), x[:, self.features :]], dim=1)
+
+
+@torch.no_grad()
+def _widened(layer: nn.Linear, grown: list[WidthSeed], read: list[WidthSeed]) -> nn.Linear:
+    """``layer`` with ``grown``'s units as extra outputs, reading ``read``'s units as extra inputs.
+
+    The new outputs read only the layer's own inputs; the layer's outputs read
+    the previous layer's new units through their fan-out, scaled by α, so the
+    result computes exactly what the seeds did.
+    """
+    extra_in = sum(seed.units for seed in read)
+    extra_out = sum(seed.units for seed in grown)
+    fused = nn.Linear(layer.in_features + extra_in, layer.out_features + extra_out)
+    fused = fused.to(layer.weight.device, layer.weight.dtype)
+    fused.weight.zero_()
+    fused.weight[: layer.out_features, : layer.in_features] = layer.weight
+    fused.bias[: layer.out_features] = layer.bias if layer.bias is not None else 0.0
+    column = layer.in_features
+    for seed in read:
+        outer = seed.branch.outer
+        fused.weight[: layer.out_features, column : column + seed.units] = seed.alpha * outer.weight
+        fused.bias[: layer.out_features] += seed.alpha * outer.bias
+        column += seed.units
+    row = layer.out_features
+    for seed in grown:
+        inner = seed.branch.inner
+        fused.weight[row : row + seed.units, : layer.in_features] = inner.weight
+        fused.bias[row : row + seed.units] = inner.bias
+        row += seed.units
+    return fused
+
+
+def _fused_pair(pair: WidenablePair) -> nn.Module:
+    """A :class:`WidenablePair` as ``Sequential(Linear, ReLU, Linear)`` of the grown width."""
+    grown = [pair.seed] if _in_use(pair.seed) else []
+    return nn.Sequential(_widened(pair.first, grown, []), nn.ReLU(), _widened(pair.second, [], grown))
+
+
 def _in_use(seed: SentinelSeed) -> bool:
     return seed.state in (SeedState.BLENDING, SeedState.ACTIVE) and seed.alpha != 0.0
 
@@ -116,20 +167,31 @@ def _fused_slot(slot: SeedSlot) -> nn.Module:
 
 
 def _fused_net(net: MorphogeneticNet) -> nn.Module:
-    """The trunk and its fused slots as one ``nn.Sequential`` of plain layers, inside a
-    :class:`WideAndDeep` where wide seeds have grown."""
-    layers: list[nn.Module] = [copy.deepcopy(net.input_layer), nn.ReLU()]
-    for block, slot in zip(net._block_list, net._slot_list, strict=True):
-        layers += [copy.deepcopy(block), nn.ReLU()]
+    """The trunk and its fused slots as one ``nn.Sequential`` of plain layers (widened where width seeds
+    grew), inside a :class:`WideAndDeep` where wide seeds have grown."""
+    # grown[l]: layer l's grown units (0: the input layer); layer l + 1 (or the head) reads them.
+    grown = [[seed for seed in group if _in_use(seed)] for group in net._width_groups] + [[]]
+    linear: list[nn.Module] = []
+    for index, layer in enumerate([net.input_layer, *net._block_list, net.head]):
+        read = grown[index - 1] if index else []
+        widen = grown[index] or read
+        linear.append(_widened(layer, grown[index], read) if widen else copy.deepcopy(layer))  # type: ignore[arg-type]
+    layers: list[nn.Module] = [linear[0], nn.ReLU()]
+    for index, slot in enumerate(net._slot_list, start=1):
+        layers += [linear[index], nn.ReLU()]
         fused = _fused_slot(slot)
         if not isinstance(fused, nn.Identity):
-            layers.append(fused)
+            layers.append(FirstFeatures(fused, net.hidden_dim) if grown[index] else fused)
     if net.pool is not None:
         layers.append(copy.deepcopy(net.pool))
-    layers.append(copy.deepcopy(net.head))
+    layers.append(linear[-1])
     deep = nn.Sequential(*layers)
-    grown = [_fused_wide(seed) for seed in net._wide_list if _in_use(seed)]
-    return WideAndDeep(deep, grown) if grown else deep
+    branches = [_fused_wide(seed) for seed in net._wide_list if _in_use(seed)]
+    body = WideAndDeep(deep, branches) if branches else deep
+    if net.input_scale._identity:
+        return body
+    # In front of the trunk and the branches alike: both read the standardised inputs.
+    return nn.Sequential(copy.deepcopy(net.input_scale), body)
 
 
 def _copy_without_seeds(model: nn.Module) -> nn.Module:
@@ -139,6 +201,9 @@ def _copy_without_seeds(model: nn.Module) -> nn.Module:
     batches they hold on to) are never copied.
     """
     memo: dict[int, Any] = {}
+    for module in model.modules():
+        if isinstance(module, WidenablePair):
+            memo[id(module)] = _fused_pair(module)
     slots = [module for module in model.modules() if isinstance(module, SeedSlot)]
     in_slots = {id(seed) for slot in slots for seed in slot._seed_list}
     for slot in slots:

@@ -9,10 +9,71 @@ from torch import nn
 from kaslite.config import SeedConfig
 from kaslite.errors import InvalidValue
 from kaslite.nn.blueprints import build_child
-from kaslite.nn.seed import SentinelSeed
+from kaslite.nn.seed import SentinelSeed, feature_axis, per_feature
 from kaslite.nn.wide import WideSeed
+from kaslite.nn.width import WidthSeed
 from kaslite.plugins import get_blueprint
 from kaslite.structure import structure, unstructure
+
+
+def _plus_width(z: torch.Tensor, seeds: list[WidthSeed], layer_input: torch.Tensor) -> torch.Tensor:
+    """``z`` plus what each of ``seeds``' units in use write into it from ``layer_input``."""
+    for seed in seeds:
+        change = seed.delta(layer_input)
+        if change is not None:
+            z = z + change
+    return z
+
+
+class Standardize(nn.Module):
+    """``(x − mean) / std`` per input feature (per channel for images), fitted on the training inputs.
+
+    An identity until :meth:`fit` is called. Raw features far from unit scale
+    (spiral coordinates reach ±25) leave a ReLU network's biases, which start
+    at 0 and move by about the learning rate per step, too small to place its
+    units' boundaries: runs stall or collapse. The statistics are buffers, so a
+    model file and ``kaslite.fuse`` take raw inputs as the training data had them.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, features: int, spatial_dims: int = 0) -> None:
+        super().__init__()
+        shape = (features, *([1] * spatial_dims))
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+        self._identity = True
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """Take the mean and standard deviation of each feature of the training inputs ``x``."""
+        rows = per_feature(x.float(), feature_axis(x.ndim))
+        self.mean.copy_(rows.mean(dim=0).reshape(self.mean.shape))
+        self.std.copy_(rows.std(dim=0).clamp_min(1e-6).reshape(self.std.shape))
+        self._identity = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._identity:
+            return x
+        return (x - self.mean) / self.std
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing: list[str],
+        unexpected: list[str],
+        errors: list[str],
+    ) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+        # Files written before inputs were standardised hold no statistics: the identity, as they trained.
+        for name in ("mean", "std"):
+            if prefix + name in missing:
+                missing.remove(prefix + name)
+        self._identity = bool((self.mean == 0).all() and (self.std == 1).all())
 
 
 class SeedSlot(nn.Module):
@@ -51,10 +112,19 @@ VECTOR_BLUEPRINTS = frozenset({"mlp", "bottleneck", "residual"})
 CNN_POOLED = 2
 
 
+def seed_ids(num_layers: int, seeds_per_layer: int, width_seeds: int, wide_seeds: int) -> list[str]:
+    """The seed ids of a :class:`MorphogeneticNet`, in its order: ``seed{layer}_{j}`` (deep, after hidden
+    block ``layer``), ``width{layer}_{j}`` (units for hidden layer ``layer``, 0 the input layer), ``wide_{j}``."""
+    deep = [f"seed{layer}_{j}" for layer in range(1, num_layers + 1) for j in range(1, seeds_per_layer + 1)]
+    width = [f"width{layer}_{j}" for layer in range(num_layers + 1) for j in range(1, width_seeds + 1)]
+    return [*deep, *width, *(f"wide_{j}" for j in range(1, wide_seeds + 1))]
+
+
 class MorphogeneticNet(nn.Module):
     """Input layer+ReLU, ``num_layers`` × (layer+ReLU, seed slot), then the head; beside it,
     ``wide_seeds`` wide seeds (:mod:`kaslite.nn.wide`) whose branches, once grown, add
-    ``input → wide_units → classes`` to the head's output.
+    ``input → wide_units → classes`` to the head's output, and ``width_seeds`` width seeds
+    per hidden layer (:mod:`kaslite.nn.width`), each ``width_units`` new units for that layer.
 
     ``trunk="mlp"``: Linear layers on ``(B, input_dim)``. ``trunk="cnn"``: 3×3
     convolutions on ``(B, input_dim, H, W)`` images (``input_dim`` channels),
@@ -76,6 +146,8 @@ class MorphogeneticNet(nn.Module):
         trunk: str = "mlp",
         wide_seeds: int = 0,
         wide_units: int = 64,
+        width_seeds: int = 0,
+        width_units: int = 8,
     ) -> None:
         super().__init__()
         if trunk not in TRUNKS:
@@ -91,10 +163,14 @@ class MorphogeneticNet(nn.Module):
         self.trunk = trunk
         self.wide_seeds = wide_seeds
         self.wide_units = wide_units
-        if wide_seeds and trunk != "mlp":
-            raise InvalidValue(
-                "model.wide_seeds", wide_seeds, f"must be 0 with the {trunk} trunk (wide seeds need mlp)"
-            )
+        self.width_seeds = width_seeds
+        self.width_units = width_units
+        for field, value in (("wide_seeds", wide_seeds), ("width_seeds", width_seeds)):
+            if value and trunk != "mlp":
+                kind = field.split("_")[0]
+                raise InvalidValue(f"model.{field}", value, f"must be 0 with the {trunk} trunk ({kind} seeds need mlp)")
+        if width_units < 1:
+            raise InvalidValue("model.width_units", width_units, "must be an integer >= 1")
         spec = get_blueprint(blueprint)
         if (trunk == "cnn") != (blueprint == "conv") and blueprint in VECTOR_BLUEPRINTS | {"conv"}:
             fits = "conv" if trunk == "cnn" else ", ".join(sorted(VECTOR_BLUEPRINTS))
@@ -107,6 +183,7 @@ class MorphogeneticNet(nn.Module):
                 return nn.Conv2d(width_in, hidden_dim, 3, padding=1)
             return nn.Linear(width_in, hidden_dim)
 
+        self.input_scale = Standardize(input_dim, 2 if trunk == "cnn" else 0)
         self.input_layer = layer(input_dim)
         self.blocks = nn.ModuleList(layer(hidden_dim) for _ in range(num_layers))
         self.slots = nn.ModuleList(
@@ -136,16 +213,40 @@ class MorphogeneticNet(nn.Module):
             for j in range(1, wide_seeds + 1)
         )
         self._wide_list: list[WideSeed] = list(self.wide)  # type: ignore[arg-type]
+        # width[l]: the seeds that add units to hidden layer l (0: the input layer), reading that
+        # layer's input and writing into the pre-activation of the layer after it (or the head).
+        self.width = nn.ModuleList(
+            nn.ModuleList(
+                WidthSeed(
+                    input_dim if layer == 0 else hidden_dim,
+                    width_units,
+                    num_classes if layer == num_layers else hidden_dim,
+                    self.seed_config,
+                    seed_id=f"width{layer}_{j}",
+                    layer=layer,
+                )
+                for j in range(1, width_seeds + 1)
+            )
+            for layer in range(num_layers + 1)
+        )
+        self._width_groups: list[list[WidthSeed]] = [list(group) for group in self.width]  # type: ignore[arg-type]
         self.metadata: dict[str, Any] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inputs = x
+        x = self.input_scale(x)
+        inputs = layer_input = x
         x = torch.relu(self.input_layer(x))
-        for block, slot in zip(self._block_list, self._slot_list, strict=True):
-            x = slot.forward(torch.relu(block(x)))  # no module-call overhead for kaslite's own slots
+        for block, slot, width in zip(self._block_list, self._slot_list, self._width_groups, strict=False):
+            z = block(x)
+            if width:  # the previous layer's new units write into this layer's pre-activation
+                z = _plus_width(z, width, layer_input)
+            layer_input = x
+            x = slot.forward(torch.relu(z))  # no module-call overhead for kaslite's own slots
         if self.pool is not None:
             x = self.pool(x)
         out: torch.Tensor = self.head(x)
+        if self._width_groups[-1]:
+            out = _plus_width(out, self._width_groups[-1], layer_input)
         for seed in self._wide_list:
             change = seed.delta(inputs)
             if change is not None:
@@ -154,9 +255,10 @@ class MorphogeneticNet(nn.Module):
 
     @property
     def seeds(self) -> dict[str, SentinelSeed]:
-        """Seed id → seed, in network order (``seed1_1``, ``seed1_2``, ``seed2_1``, ..., ``wide_1``, ...)."""
+        """Seed id → seed, in the order of :func:`seed_ids` (``seed1_1``, ..., ``width0_1``, ..., ``wide_1``)."""
         deep = [seed for slot in self._slot_list for seed in slot._seed_list]
-        return {seed.seed_id: seed for seed in [*deep, *self._wide_list]}
+        width = [seed for group in self._width_groups for seed in group]
+        return {seed.seed_id: seed for seed in [*deep, *width, *self._wide_list]}
 
     def hidden_trunk(self) -> list[nn.Module]:
         """The trunk layers phase 2 freezes: the input layer and the hidden blocks."""
@@ -180,6 +282,8 @@ class MorphogeneticNet(nn.Module):
             "trunk": self.trunk,
             "wide_seeds": self.wide_seeds,
             "wide_units": self.wide_units,
+            "width_seeds": self.width_seeds,
+            "width_units": self.width_units,
         }
 
     @classmethod

@@ -23,7 +23,7 @@ hands the rest to the growth driver's checkpoint.
 
 import enum
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -85,6 +85,10 @@ class SentinelSeed(nn.Module):
     attribute path inside the model the growth driver is given.
     """
 
+    # What grows here, as policies and trackers see it: a block in the trunk ("deep"), new units in
+    # a layer ("width"), or a branch from the input to the output ("wide").
+    kind = "deep"
+
     blend_alpha: torch.Tensor
     lifecycle_code: torch.Tensor
     blend_steps_done: torch.Tensor
@@ -140,6 +144,10 @@ class SentinelSeed(nn.Module):
         self._seen: torch.Tensor | None = None
         self._seen_out: torch.Tensor | None = None
         self._seen_is_change = False  # _seen_out is α·(child(x) − x) rather than the output
+        # While the growth driver measures expansion scores (kaslite.nn.scoring): the seed's input and
+        # a zero tensor added where it writes, whose gradient is the loss gradient there.
+        self._scoring = False
+        self._score_tap: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- what the trunk sees -------------------------------------------------
 
@@ -182,9 +190,17 @@ class SentinelSeed(nn.Module):
         kept = None if out is None else out.detach()
         self.__dict__.update(_seen=x.detach(), _seen_out=kept, _seen_is_change=is_change)
 
+    def _score_point(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out`` plus a zero tensor whose gradient will be the loss gradient where the seed writes."""
+        tap = torch.zeros_like(out, requires_grad=True)
+        self.__dict__["_score_tap"] = (x.detach(), tap)
+        return out + tap
+
     def delta(self, x: torch.Tensor) -> torch.Tensor | None:
         """``α·(child(x) − x)``, or None where the seed is an exact identity (for slots of several seeds)."""
         if not self._child_in_use:
+            if self._scoring:
+                return self._score_point(x, torch.zeros_like(x))
             if self.training:
                 self._keep(x)
             return None
@@ -197,6 +213,8 @@ class SentinelSeed(nn.Module):
         """``x + α·(child(x) − x)``, computed as ``lerp(x, child(x), α)``: exactly ``x`` at α = 0 and
         exactly ``child(x)`` at α = 1, so an active seed and its fused child agree bit for bit."""
         if not self._child_in_use:
+            if self._scoring:
+                return self._score_point(x, x)
             if self.training:
                 self._keep(x)
             return x
@@ -214,6 +232,48 @@ class SentinelSeed(nn.Module):
         momentum = torch.where(self.health_count == 0, 1.0, self.config.health_momentum).to(var.dtype)
         self.health_var.lerp_(var, momentum)
         self.health_count.add_(1)
+
+    # -- what would grow here --------------------------------------------------
+
+    @property
+    def output_dim(self) -> int:
+        """Features of what the seed writes (its input's, for a seed inside the trunk)."""
+        return self.dim
+
+    @property
+    def units(self) -> int:
+        """New hidden units the child adds: its ``inner`` layer's outputs, else the slot's width."""
+        inner = getattr(self.child, "inner", None)
+        return inner.out_features if isinstance(inner, nn.Linear) else self.dim
+
+    def grows_from_zero(self) -> bool:
+        """Whether the child is ``outer(relu(inner(x)))`` (plus x) with a zero ``outer`` of Linear layers:
+        then its fan-in can be chosen from the gradient without moving the output."""
+        inner, outer = getattr(self.child, "inner", None), getattr(self.child, "outer", None)
+        return (
+            isinstance(inner, nn.Linear)
+            and isinstance(outer, nn.Linear)
+            and not bool(outer.weight.any())
+            and (outer.bias is None or not bool(outer.bias.any()))
+        )
+
+    @torch.no_grad()
+    def init_fan_in(self, inputs: torch.Tensor, deltas: torch.Tensor) -> bool:
+        """Give the child's ``inner`` layer GradMax's fan-in (:func:`kaslite.nn.width.gradmax_fan_in`) from
+        rows of the seed's input and of the loss gradient where it writes. Only where
+        :meth:`grows_from_zero`, so the output never moves; returns whether it did."""
+        from kaslite.nn.width import gradmax_fan_in
+
+        if not self.grows_from_zero():
+            return False
+        inner = cast(nn.Linear, self.child.inner)
+        bias = inner.bias if inner.bias is not None else inner.weight.new_zeros(inner.out_features)
+        current = torch.cat([inner.weight, bias[:, None]], dim=1)
+        rows = gradmax_fan_in(current, inputs.to(current.device), deltas.to(current.device))
+        inner.weight.copy_(rows[:, :-1])
+        if inner.bias is not None:
+            inner.bias.copy_(rows[:, -1])
+        return True
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -87,6 +87,10 @@ class Batches:
         """Up to ``size`` validation inputs, to measure how far a transition moves the output."""
         raise NotImplementedError
 
+    def score_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to ``size`` training samples, for expansion scores and GradMax's fan-in."""
+        raise NotImplementedError
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -120,6 +124,9 @@ class TensorBatches(Batches):
     def probe(self, size: int) -> torch.Tensor:
         return self.data.x_val[:size]
 
+    def score_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.x_train[:size], self.data.y_train[:size]
+
     def state_dict(self) -> dict[str, Any]:
         return {"shuffle_rng": self.shuffle.get_state()}
 
@@ -138,6 +145,7 @@ class LoaderBatches(Batches):
         self.sample_shape = tuple(first[0].shape[1:])
         self._probe = first[0]
         self._num_classes: int | None = None
+        self._score_batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -158,6 +166,15 @@ class LoaderBatches(Batches):
 
     def probe(self, size: int) -> torch.Tensor:
         return self._probe[:size].to(self.device)
+
+    def score_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first training batch, read once (the loader's own shuffling decides which)."""
+        if self._score_batch is None:
+            first = next(iter(self.train_loader), None)
+            if first is None:
+                raise ConfigError("the training loader yields no batches")
+            self._score_batch = (first[0][:size].to(self.device), first[1][:size].to(self.device))
+        return self._score_batch
 
 
 def make_batches(source: DataSource | None, config: Any, device: torch.device) -> Batches:

@@ -6,7 +6,7 @@ from typing import Any
 import attrs
 
 from kaslite.config import ExperimentConfig
-from kaslite.control.base import SeedView
+from kaslite.control.base import Candidate, SeedView
 
 
 @attrs.frozen
@@ -135,6 +135,22 @@ class SeedTransition:
 
 
 @attrs.frozen
+class GrowthDecision:
+    """What the growth policy saw and chose after an epoch of phase 2, when it measured expansion scores
+    or grew something.
+
+    :param epoch: the epoch just finished.
+    :param candidates: every dormant seed's expansion score, best first (empty for a
+        policy that does not ask for scores).
+    :param chosen: the seeds the policy germinated (empty: it grew nothing).
+    """
+
+    epoch: int
+    candidates: tuple[Candidate, ...]
+    chosen: tuple[str, ...]
+
+
+@attrs.frozen
 class RunWarning:
     """Something worth a look that does not stop the run (drift, a detached tracker).
 
@@ -223,7 +239,12 @@ class RunSummary:
     metrics: dict[str, Any]
 
 
-def event_dict(event: PhaseChange | SeedTransition | RunWarning) -> dict[str, Any]:
+def event_dict(event: PhaseChange | SeedTransition | GrowthDecision | RunWarning) -> dict[str, Any]:
     """An event as one JSON object, with its kind under ``event``."""
-    kinds = {PhaseChange: "phase_change", SeedTransition: "seed_transition", RunWarning: "warning"}
+    kinds = {
+        PhaseChange: "phase_change",
+        SeedTransition: "seed_transition",
+        GrowthDecision: "growth_decision",
+        RunWarning: "warning",
+    }
     return {"event": kinds[type(event)], **attrs.asdict(event)}

@@ -28,6 +28,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import attrs
@@ -35,10 +36,27 @@ import torch
 from torch import nn
 
 from kaslite.config import ControllerConfig
-from kaslite.control.base import Action, Controller, Cull, EpochMetrics, Germinate, Observation, SeedView
+from kaslite.control.base import (
+    Action,
+    Candidate,
+    Controller,
+    Cull,
+    EpochMetrics,
+    Germinate,
+    Observation,
+    SeedView,
+)
 from kaslite.errors import ConfigError, KasliteError
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedState, SentinelSeed
-from kaslite.train.events import EpochRecord, PhaseChange, RunWarning, SeedTransition, drift_message
+from kaslite.train.events import (
+    EpochRecord,
+    GrowthDecision,
+    PhaseChange,
+    RunWarning,
+    SeedTransition,
+    drift_message,
+)
+from kaslite.train.scores import GradientAt, measure_gradients, score_candidates
 from kaslite.train.tracker import Tracker, TrackerGroup
 
 logger = logging.getLogger("kaslite.grower")
@@ -122,6 +140,11 @@ class Grower:
         objects, a name → Tracker mapping, or a :class:`~kaslite.train.tracker.TrackerGroup`.
     :param probe: a batch of inputs; each transition then reports how far it
         moved the model's output on it (``SeedTransition.output_change``, NaN without a probe).
+    :param score_batch: ``(inputs, targets)`` from the training data. With it, a
+        germinated seed whose child grows from a zero fan-out gets GradMax's fan-in
+        (``seeds.fan_in``), and a policy that asks for expansion scores gets them.
+    :param loss_fn: the training loss, ``loss_fn(model(inputs), targets)``, for the
+        score batch (cross-entropy by default).
     """
 
     def __init__(
@@ -134,6 +157,8 @@ class Grower:
         warm_up_epochs: int = 0,
         trackers: TrackerGroup | Mapping[str, Tracker] | Iterable[Tracker] | None = None,
         probe: torch.Tensor | None = None,
+        score_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         **settings: Any,
     ) -> None:
         self.model = model
@@ -165,6 +190,11 @@ class Grower:
         self.controller, self.policy_name = self._make_controller(controller, controller_config)
         self.trackers = trackers if isinstance(trackers, TrackerGroup) else TrackerGroup(_named(trackers))
         self.probe = probe
+        self.score_batch = score_batch
+        self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+        # This epoch's measurements: what each dormant seed's fan-out would see, and their scores.
+        self._gradients: dict[str, GradientAt] = {}
+        self._candidates: dict[str, Candidate] = {}
         self.epoch = 0  # epochs finished
         self.best_acc = -math.inf
         self.history: list[EpochMetrics] = []
@@ -226,6 +256,9 @@ class Grower:
         self.history.append(EpochMetrics(self.epoch, phase, float(train_loss), float(val_loss), float(val_acc)))
         made = self._start_trained_blends()
         self._warn_about_drift()
+        self._gradients, self._candidates = {}, {}
+        if phase == 2 and self.controller.wants_scores and _is_rank_zero():
+            self._measure(self._seed_list)
         views = self.seed_views()
         actions: list[Action] = []
         failure: GrowthPolicyError | None = None
@@ -248,6 +281,10 @@ class Grower:
         self.trackers.emit("on_epoch_end", record)
         if failure is not None:
             raise failure
+        germinated = tuple(a.seed_id for a in actions if isinstance(a, Germinate))
+        if self._candidates or germinated:
+            ranked = sorted(self._candidates.values(), key=lambda c: -c.score)
+            self.trackers.emit("on_growth_decision", GrowthDecision(self.epoch, tuple(ranked), germinated))
         made += self._apply(actions)  # after the epoch's record, so its transitions follow it in every log
         if self.epoch == self.warm_up_epochs:
             self.trackers.emit("on_phase_change", PhaseChange(self.epoch + 1, 2, 1))
@@ -263,8 +300,40 @@ class Grower:
     def seed_views(self) -> tuple[SeedView, ...]:
         """Every seed as a policy sees it, in order."""
         return tuple(
-            SeedView(s.seed_id, s.layer, s.state.value, s.alpha, s.health, s.drift, s.progress) for s in self._seed_list
+            SeedView(
+                s.seed_id,
+                s.layer,
+                s.state.value,
+                s.alpha,
+                s.health,
+                s.drift,
+                s.progress,
+                s.kind,
+                self._candidates[s.seed_id].score if s.seed_id in self._candidates else None,
+            )
+            for s in self._seed_list
         )
+
+    def _measure(self, seeds: list[SentinelSeed]) -> None:
+        """What each dormant seed among ``seeds`` would see if it grew, on the score batch, and its score."""
+        if self.score_batch is None:
+            return
+        dormant = [seed for seed in seeds if seed.state is SeedState.DORMANT]
+        measured, trunk_norm2 = measure_gradients(self.model, dormant, *self.score_batch, self.loss_fn)
+        self._gradients.update(measured)
+        self._candidates.update({c.seed_id: c for c in score_candidates(self.seeds, measured, trunk_norm2)})
+
+    def _germinate(self, seed: SentinelSeed) -> None:
+        """Germinate ``seed``, with GradMax's fan-in where its child grows from a zero fan-out."""
+        # Rank 0's child is broadcast to every rank once germinated (see _transition).
+        wanted = seed.config.fan_in == "gradmax" and self.score_batch is not None and _is_rank_zero()
+        if wanted and seed.grows_from_zero():
+            if seed.seed_id not in self._gradients:
+                self._measure([seed])
+            gradient = self._gradients.get(seed.seed_id)
+            if gradient is not None:
+                seed.init_fan_in(gradient.inputs, gradient.deltas)
+        seed.germinate()
 
     def _start_trained_blends(self) -> list[SeedTransition]:
         ready = [
@@ -307,7 +376,7 @@ class Grower:
                 )
             planned[seed.seed_id] = target
         return [
-            self._transition(seed, seed.germinate if isinstance(action, Germinate) else seed.cull)
+            self._transition(seed, partial(self._germinate, seed) if isinstance(action, Germinate) else seed.cull)
             for action in actions
             for seed in [self.seeds[action.seed_id]]
         ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from kaslite.config import ExperimentConfig, config_to_dict, deep_merge, flatten, load_yaml, save_yaml
 from kaslite.errors import ConfigError, KasliteError, RunStopped
+from kaslite.nn.network import seed_ids as network_seed_ids
 from kaslite.plugins import TRACKER, get_plugin_manager
 from kaslite.resolve import resolve_params, tracker_names, tracker_options
 from kaslite.structure import structure
@@ -25,7 +26,8 @@ def default_run_name(config: ExperimentConfig) -> str:
     """A readable slug of the problem and the parameters that matter most."""
     m, c, t = config.model, config.controller, config.train
     wide = f"-w{m.wide_seeds}x{m.wide_units}" if m.wide_seeds else ""
-    trunk = f"h{m.hidden_dim}x{m.num_layers}-s{m.seeds_per_layer}{wide}"
+    width = f"-u{m.width_seeds}x{m.width_units}" if m.width_seeds else ""
+    trunk = f"h{m.hidden_dim}x{m.num_layers}-s{m.seeds_per_layer}{width}{wide}"
     name = f"{config.data.problem}-{c.name}-{m.blueprint}-{trunk}-seed{t.seed}"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
 
@@ -67,8 +69,7 @@ def _context(
     labels: dict[str, str] | None = None,
 ) -> RunContext:
     m = config.model
-    deep = [f"seed{layer}_{j}" for layer in range(1, m.num_layers + 1) for j in range(1, m.seeds_per_layer + 1)]
-    seed_ids = (*deep, *(f"wide_{j}" for j in range(1, m.wide_seeds + 1)))
+    seed_ids = tuple(network_seed_ids(m.num_layers, m.seeds_per_layer, m.width_seeds, m.wide_seeds))
     total = config.train.warm_up_epochs + config.train.adaptation_epochs
     return RunContext(
         config,

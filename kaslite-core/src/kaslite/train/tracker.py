@@ -6,6 +6,7 @@ from typing import Any
 
 from kaslite.train.events import (
     EpochRecord,
+    GrowthDecision,
     ModelReady,
     PhaseChange,
     RunContext,
@@ -41,6 +42,10 @@ class Tracker:
         at its end, before the epoch's ``on_epoch_end``; a germination or cull
         the controller decides on follows the epoch's ``on_epoch_end``.
         """
+
+    def on_growth_decision(self, event: GrowthDecision) -> None:
+        """The growth policy decided, after an epoch's ``on_epoch_end`` and before the transitions it causes:
+        the expansion scores it saw (for a policy that asks for them) and what it germinated."""
 
     def on_warning(self, event: RunWarning) -> None:
         """Something worth a look happened."""

@@ -25,9 +25,10 @@ from kaslite.control.base import Controller
 from kaslite.errors import ConfigError, InvalidValue
 from kaslite.models import save_model
 from kaslite.nn import MorphogeneticNet
-from kaslite.train.data import Batches, DataSource, make_batches
+from kaslite.train.data import Batches, DataSource, TensorBatches, make_batches
 from kaslite.train.events import (
     EpochRecord,
+    GrowthDecision,
     ModelReady,
     PhaseChange,
     RunContext,
@@ -91,6 +92,8 @@ def build_net(config: ExperimentConfig, input_dim: int, num_classes: int) -> Mor
         trunk=m.trunk,
         wide_seeds=m.wide_seeds,
         wide_units=m.wide_units,
+        width_seeds=m.width_seeds,
+        width_units=m.width_units,
     )
 
 
@@ -108,6 +111,9 @@ class _Recorder(Tracker):
         self.events.append(event_dict(event))
 
     def on_seed_transition(self, event: SeedTransition) -> None:
+        self.events.append(event_dict(event))
+
+    def on_growth_decision(self, event: GrowthDecision) -> None:
         self.events.append(event_dict(event))
 
     def on_warning(self, event: RunWarning) -> None:
@@ -168,7 +174,10 @@ class Trainer:
         self.batches: Batches = make_batches(self._data_source, cfg, self.device)
         if self._model is None:
             check_inputs(cfg, self.batches)
-            self.net: nn.Module = build_net(cfg, self.batches.input_dim, self.batches.num_classes)
+            net = build_net(cfg, self.batches.input_dim, self.batches.num_classes)
+            if cfg.data.standardize and isinstance(self.batches, TensorBatches):
+                net.input_scale.fit(self.batches.data.x_train)
+            self.net: nn.Module = net
         else:
             self.net = self._model
             if cfg.train.freeze_trunk and not hasattr(self.net, "hidden_trunk"):
@@ -185,7 +194,7 @@ class Trainer:
             lambda params: torch.optim.Adam(params, lr=cfg.train.lr, foreach=True)
         )
         self.optimizer = make_optimizer(self.net.parameters())
-        self.scheduler = None if self._scheduler_factory is None else self._scheduler_factory(self.optimizer)
+        self.scheduler = self._make_scheduler()
         self.grower = Grower(
             self.net,
             self._controller or cfg.controller.name,
@@ -193,6 +202,8 @@ class Trainer:
             warm_up_epochs=cfg.train.warm_up_epochs,
             trackers=self.trackers,
             probe=self.batches.probe(cfg.train.probe_size),
+            score_batch=self.batches.score_batch(cfg.train.probe_size),
+            loss_fn=self.loss_fn,
         )
         # Parameters × rows measures a step's work for kaslite's own MLP only (a CNN's or a user's
         # network's is not in its parameter count): automatic keeps torch's setting for the others.
@@ -202,6 +213,14 @@ class Trainer:
         else:
             self.threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
+
+    def _make_scheduler(self) -> Any:
+        """The user's scheduler, else the one ``train.lr_schedule`` names (stepped once per epoch)."""
+        if self._scheduler_factory is not None:
+            return self._scheduler_factory(self.optimizer)
+        if self.config.train.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_epochs)
+        return None
 
     @property
     def total_epochs(self) -> int:

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from kaslite.train.events import (
     EpochRecord,
+    GrowthDecision,
     PhaseChange,
     RunContext,
     RunSummary,
@@ -75,6 +76,9 @@ class RunFilesTracker(Tracker):
         self._write_event(event_dict(event))
 
     def on_seed_transition(self, event: SeedTransition) -> None:
+        self._write_event(event_dict(event))
+
+    def on_growth_decision(self, event: GrowthDecision) -> None:
         self._write_event(event_dict(event))
 
     def on_warning(self, event: RunWarning) -> None:

@@ -1,0 +1,180 @@
+"""Width seeds: new units in an existing layer, with zero fan-out and fan-in chosen from the gradient.
+
+A width seed holds ``units`` new hidden units ``u = relu(W·a + b)`` that read
+``a``, the input of the layer they widen, and a fan-out ``V`` that writes
+into the pre-activation of the layer that reads it: the network gains
+``α·(V·u + c)`` there. ``V`` and ``c`` start at zero, so germination,
+blending and activation leave the function exactly as it was.
+
+Their fan-in is GradMax's (Evci et al., 2022): with ``V = 0`` the gradient
+``V`` receives is ``Σ δ·uᵀ``, where ``δ`` is the loss gradient where the
+seed writes. Linearising the ReLU, that is ``M·Wᵀ`` with ``M = Σ δ·[a; 1]ᵀ``,
+and the unit-norm rows of ``W`` that make it largest are the top right
+singular vectors of ``M``. The growth driver measures ``M`` on a batch (see
+:mod:`kaslite.nn.scoring`) and hands it to :meth:`WidthSeed.init_fan_in` at
+germination; the same ``M`` gives the seed's expansion score.
+
+:class:`WidenablePair` puts a width seed between two ``Linear`` layers of a
+user's model; ``kaslite.fuse`` turns it into the two layers, grown wider.
+"""
+
+import math
+from typing import cast
+
+import torch
+from torch import nn
+
+from kaslite.config import SeedConfig
+from kaslite.errors import InvalidValue
+from kaslite.nn.seed import SentinelSeed
+
+# A new unit's fan-in row has Kaiming's expected norm: E‖w‖² = 2 for a ReLU layer.
+FAN_IN_NORM = math.sqrt(2.0)
+
+
+class WideBranch(nn.Module):
+    """``W₂·relu(W₁·x)`` with ``W₂ = 0`` when built: Kaiming fan-in, zero fan-out."""
+
+    def __init__(self, inputs: int, units: int, outputs: int) -> None:
+        super().__init__()
+        if units < 1:
+            raise InvalidValue("model.wide_units", units, "must be an integer >= 1")
+        self.inner = nn.Linear(inputs, units)
+        self.outer = nn.Linear(units, outputs)
+        nn.init.kaiming_normal_(self.inner.weight, nonlinearity="relu")
+        nn.init.zeros_(self.inner.bias)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.outer(torch.relu(self.inner(x)))
+        return out
+
+
+def gradmax_fan_in(current: torch.Tensor, inputs: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
+    """GradMax's fan-in for new ReLU units: ``current`` ``(units, inputs + 1)`` rows of weights and bias,
+    the leading ones replaced by the top singular directions of ``M = Σ δ·[a; 1]ᵀ``.
+
+    ``inputs`` and ``deltas`` are the rows ``a`` and ``δ`` (the seed's input and
+    the loss gradient where it writes). Each direction gets the sign whose ReLU
+    unit really receives the larger gradient (the linearisation cannot tell
+    ``v`` from ``−v``) and the norm :data:`FAN_IN_NORM`. Units beyond the rank of
+    ``M`` keep their current (Kaiming) fan-in: no random numbers are drawn.
+    """
+    augmented = torch.cat([inputs, inputs.new_ones(inputs.shape[0], 1)], dim=1).double()
+    deltas = deltas.double()
+    _, sigma, vh = torch.linalg.svd(deltas.T @ augmented, full_matrices=False)
+    useful = int((sigma > sigma[0] * 1e-6).sum()) if sigma.numel() and sigma[0] > 0 else 0
+    directions = vh[: min(current.shape[0], useful)]
+    pre = augmented @ directions.T  # each row's pre-activation along each direction
+    plus = (deltas.T @ torch.relu(pre)).norm(dim=0)
+    minus = (deltas.T @ torch.relu(-pre)).norm(dim=0)
+    signs = torch.where(plus >= minus, 1.0, -1.0).to(directions.dtype)
+    rows = current.clone()
+    rows[: directions.shape[0]] = (directions * signs[:, None] * FAN_IN_NORM).to(rows.dtype)
+    return rows
+
+
+class WidthSeed(SentinelSeed):
+    """``units`` dormant new units: ``delta(a)`` is ``α·branch(a)``, added where the widened layer's output is read.
+
+    ``a`` is the input of the layer being widened (``inputs`` features); the
+    branch writes ``outputs`` values into the pre-activation of the layer that
+    reads it. ``forward`` returns the contribution too (zeros while the units
+    are not in use), so a user's model writes ``self.next(h) + self.seed(a)``.
+    Shadow training has nothing to learn: the zero fan-out is already exact, so
+    a germinated width seed blends in at the next epoch's end.
+    """
+
+    kind = "width"
+
+    def __init__(
+        self,
+        inputs: int,
+        units: int,
+        outputs: int,
+        config: SeedConfig | None = None,
+        *,
+        seed_id: str = "",
+        layer: int = 0,
+    ) -> None:
+        super().__init__(inputs, WideBranch(inputs, units, outputs), config, seed_id=seed_id, layer=layer)
+
+    @property
+    def branch(self) -> WideBranch:
+        return cast(WideBranch, self.child)
+
+    @property
+    def outputs(self) -> int:
+        return self.branch.outer.out_features
+
+    @property
+    def output_dim(self) -> int:
+        return self.outputs
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``α·branch(x)``, or None while the branch takes no part in the output."""
+        if not self._child_in_use:
+            if self._scoring:
+                return self._score_point(x, x.new_zeros(x.shape[0], self.outputs))
+            if self.training:
+                self._keep(x)
+            return None
+        change: torch.Tensor = self.blend_alpha * self.child(x)
+        if self.training:
+            self._keep(x, change, True)
+        return change
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        change = self.delta(x)
+        return x.new_zeros(x.shape[0], self.outputs) if change is None else change
+
+    # Shadow training has nothing to learn (the zero fan-out is already exact): no reservoir, no
+    # moments, and full progress, so the growth driver starts the blend at the next epoch's end.
+    def _remember(self, x: torch.Tensor) -> None:
+        return None
+
+    def _allocate_moments(self) -> None:
+        self._shadow_moments = []
+        self._shadow_steps = 0
+
+    @torch.no_grad()
+    def measure_progress(self) -> float:
+        self.progress = 1.0
+        return self.progress
+
+    def extra_repr(self) -> str:
+        name = self.seed_id or f"{self.kind} seed"
+        return f"{name}, {self.dim} → {self.units} → {self.outputs}, state={self.state.value}"
+
+
+class WidenablePair(nn.Module):
+    """Two ``Linear`` layers with an activation between them, and a :class:`WidthSeed` that can add
+    ``units`` units to the first: ``second(act(first(x))) + seed(x)``.
+
+    ``kaslite.fuse`` turns it into ``nn.Sequential(Linear(in, n + units), act,
+    Linear(n + units, out))`` computing the same function: the grown units are
+    concatenated into both layers, their fan-out scaled by α.
+    """
+
+    def __init__(
+        self,
+        first: nn.Linear,
+        second: nn.Linear,
+        units: int,
+        config: SeedConfig | None = None,
+        *,
+        seed_id: str = "",
+    ) -> None:
+        super().__init__()
+        if first.out_features != second.in_features:
+            raise InvalidValue(
+                "second.in_features", second.in_features, f"must equal first.out_features ({first.out_features})"
+            )
+        self.first = first
+        self.second = second
+        self.seed = WidthSeed(first.in_features, units, second.out_features, config, seed_id=seed_id)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.second(torch.relu(self.first(x)))
+        return out + self.seed(x)
