@@ -29,13 +29,11 @@ def test_each_phase_clock_starts_with_its_phase_and_the_dashboard_shows_rate_eta
     assert all(rate.endswith(" epochs/s") for rate in rates)  # both phases ran more than one epoch
     out = capsys.readouterr().out
     assert "ETA" in out and "epochs/s" in out
-    note = (
-        "drift = |y - x| / |x|: how much a blending or active seed changes its layer's output; above drift_warn (0.5)"
-    )
+    note = "drift: a blending or active seed's share of the network's output; kaslite warns when it is above"
     assert note in out
     assert "seed1_1 active α=1.00 drift=0.60" in out
     # Transitions and warnings print in full above the display.
-    assert "warning: seed1_1 drift 0.600 is above drift_warn 0.5: it changes its layer's output by 60%" in out
+    assert "warning: seed1_1 drift 0.600 is above drift_warn 0.5: it makes up 60% of the network's output" in out
     *_, summary, tracked = out.splitlines()
     assert "scripted: val_acc " in summary
     assert tracked == "tracked: MLflow run abc; TensorBoard runs/scripted"

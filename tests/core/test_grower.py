@@ -166,6 +166,7 @@ def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path)
     torch.manual_seed(t.seed)
     data = load_split(config.data, t.seed, torch.device("cpu"))
     net = build_net(config, data.input_dim, data.num_classes)
+    net.input_scale.fit(data.x_train)  # kaslite's network standardises its inputs by the training split
     optimizer = torch.optim.Adam(net.parameters(), lr=t.lr)
     recorder = Recorder()
     grower = kaslite.Grower(

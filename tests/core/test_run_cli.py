@@ -224,8 +224,8 @@ def test_help_explains_drift_and_threads():
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     assert (
-        "--drift-warn, --drift_warn FLOAT warn when a blending or active seed's drift, how much it changes its "
-        "layer's output (|y - x| / |x|), goes above this; a warning to look at, not an error "
+        "--drift-warn, --drift_warn FLOAT warn when a blending or active seed's drift, its share of the "
+        "network's output, goes above this while val loss is above where it was when the seed began blending "
         "[seeds.drift_warn; default: 0.5]"
     ) in text
     assert "--threads INTEGER torch threads while training; 0: one for a small default MLP" in text

@@ -205,8 +205,15 @@ def test_a_slot_of_two_seeds_reports_each_seeds_real_alpha_and_drift():
     with torch.no_grad():
         change = first.child(x) - x
         assert torch.allclose(out, x + change)  # the active seed adds its whole change, not half of it
-    first.observe()
-    second.observe()
-    expected = float((change.norm(dim=1) / x.norm(dim=1)).mean())
-    assert first.alpha == 1.0 and first.drift == pytest.approx(expected, rel=1e-5)
+    probe = torch.randn(16, 2)
+    grower = kaslite.Grower(net, "never", probe=probe)
+    grower.epoch_end(val_loss=1.0)
+    with torch.no_grad():
+        full = net.eval()(probe)
+        first._child_in_use = False
+        without = net(probe)
+        first._child_in_use = True
+    moved = float((full - without).norm())
+    expected = moved / (moved + float(without.norm()))
+    assert first.alpha == 1.0 and first.drift == pytest.approx(expected, rel=1e-6) and 0.0 < expected < 1.0
     assert second.alpha == 0.0 and second.drift == 0.0

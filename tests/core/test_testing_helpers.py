@@ -39,7 +39,10 @@ def test_observation_builds_the_history_a_policy_sees():
     [
         (lambda: seed_view("seed1_1", "growing"), "invalid seed state 'growing' for seed1_1: must be one of "
          "dormant, training, blending, active, culled"),
-        (lambda: seed_view("extra"), "invalid seed id 'extra': expected seed{layer}_{j}, or pass layer="),
+        (
+            lambda: seed_view("extra"),
+            "invalid seed id 'extra': expected seed{layer}_{j} or width{layer}_{j}, or pass layer=",
+        ),
         (lambda: observation(), "an observation needs at least one epoch: give val_acc, val_loss or train_loss values"),
         (lambda: observation(val_acc=[0.5], val_loss=[1.0, 0.9]),
          "every series needs one value per epoch (2); val_acc differ"),

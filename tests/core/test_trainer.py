@@ -157,14 +157,35 @@ def test_in_process_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed == expected
 
 
-def test_drift_above_threshold_emits_a_warning(tmp_path):
-    trainer = Trainer(tiny_config(seeds={"drift_warn": 0.0}), tmp_path)
-    trainer.run()
-    drift = [e for e in trainer.events if e["event"] == "warning" and e["kind"] == "drift"]
-    assert drift and all(e["value"] > 0.0 for e in drift)
-    assert drift[0]["message"].startswith(f"{drift[0]['seed_id']} drift ")
-    # Once per crossing: a seed that stays above the threshold is not warned about every epoch.
-    assert sorted(e["seed_id"] for e in drift) == ["seed1_1", "seed2_1", "wide_1"]
+def test_a_drift_warning_needs_the_val_loss_to_have_risen_since_the_blend_began():
+    from kaslite.config import SeedConfig
+    from kaslite.nn import MorphogeneticNet
+    from kaslite.train import Grower
+
+    torch.manual_seed(0)
+    config = SeedConfig(blend_steps=1, progress_thresh=0.0, drift_warn=0.1)
+    net = MorphogeneticNet(2, 8, 1, 1, 2, blueprint="residual", blueprint_options={"hidden": 8}, seed_config=config)
+    warnings = []
+
+    class Warnings(Tracker):
+        def on_warning(self, event):
+            warnings.append(event)
+
+    grower = Grower(net, "periodic", period=1, probe=torch.randn(32, 2), trackers=[Warnings()])
+    grower.epoch_end(val_loss=1.0)  # germinates seed1_1
+    grower.epoch_end(val_loss=1.0)  # it starts blending at val loss 1.0
+    grower.step()  # α reaches 1: active
+    seed = net.seeds["seed1_1"]
+    with torch.no_grad():
+        seed.child.outer.weight.normal_()  # what training might make of it
+    grower.epoch_end(val_loss=0.9)
+    assert seed.drift > 0.1 and warnings == []  # a large share of the output, and the loss fell: growth
+    grower.epoch_end(val_loss=1.1)
+    grower.epoch_end(val_loss=1.2)  # still above: warned once per crossing
+    (warning,) = warnings
+    assert (warning.kind, warning.seed_id, warning.value) == ("drift", "seed1_1", seed.drift)
+    assert warning.message.startswith(f"seed1_1 drift {seed.drift:.3f} is above drift_warn 0.1: it makes up ")
+    assert "val loss rose from 1.0000 to 1.1000 since it began blending" in warning.message
 
 
 def test_a_start_failure_is_told_to_the_others_only_after_they_started(tmp_path):

@@ -151,5 +151,5 @@ def test_a_bfloat16_network_grows_its_wide_seed_in_bfloat16():
     out = net(x)
     out.float().sum().backward()
     assert out.dtype is torch.bfloat16 and seed.child.outer.weight.grad is not None
-    seed.observe()  # health and drift from the bfloat16 batch
-    assert seed.health > 0.0 and seed.drift == 0.0  # α is still 0: the branch moves nothing yet
+    seed.observe()  # health from the bfloat16 batch
+    assert seed.health > 0.0

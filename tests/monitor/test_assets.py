@@ -169,7 +169,7 @@ def test_dashboards_show_what_the_issue_asks_for(exported):
     columns = titles["Seeds"]["transformations"][1]["options"]["renameByName"].values()
     assert {"state", "alpha", "drift"} <= set(columns)
     drift = titles["Seed drift"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    assert [step["value"] for step in drift[1:]] == [0.1, 0.15]
+    assert [step["value"] for step in drift[1:]] == [0.5, 0.8]
     titles = {panel["title"] for panel in inference["panels"]}
     assert {
         "Requests / s", "Request rate by endpoint", "Error rate (API, 5xx)", "Request latency (API)",

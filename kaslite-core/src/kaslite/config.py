@@ -89,8 +89,8 @@ class SeedConfig:
         validator=non_negative,
         metadata={
             "help": (
-                "warn when a blending or active seed's drift, how much it changes its layer's output "
-                "(|y - x| / |x|), goes above this; a warning to look at, not an error"
+                "warn when a blending or active seed's drift, its share of the network's output, goes above "
+                "this while val loss is above where it was when the seed began blending"
             )
         },
     )

@@ -62,11 +62,14 @@ class TrainingMetrics:
             "kaslite_seed_alpha_ratio", "Blend weight alpha of each seed (0-1)", ["seed_id"], registry=r
         )
         self.seed_drift = Gauge(
-            "kaslite_seed_drift_ratio", "Relative output change ||y - x|| / ||x|| of each seed", ["seed_id"], registry=r
+            "kaslite_seed_drift_ratio",
+            "Each seed's share of the network's output on the probe batch, in [0, 1)",
+            ["seed_id"],
+            registry=r,
         )
         self.seed_health = Gauge(
             "kaslite_seed_health_signal",
-            "Running activation variance at each seed's slot (low = bottleneck; measured while dormant)",
+            "How much the features at each seed's slot vary, var / (var + mean^2) in [0, 1] (low = bottleneck)",
             ["seed_id"],
             registry=r,
         )

@@ -8,7 +8,7 @@ bitwise identity.
 
 ``forward`` does nothing but that formula, and keeps a reference to the batch
 it saw in training mode. Everything that learns from activations (health,
-the reservoir, shadow training, drift) happens in :meth:`SentinelSeed.observe`
+the reservoir, shadow training) happens in :meth:`SentinelSeed.observe`
 and :meth:`SentinelSeed.shadow_step`, which the growth driver
 (:class:`kaslite.Grower`) calls after each optimizer step, outside ``forward``:
 so ``forward`` has no Python counters for ``torch.compile`` to guard on, no
@@ -93,6 +93,7 @@ class SentinelSeed(nn.Module):
     lifecycle_code: torch.Tensor
     blend_steps_done: torch.Tensor
     health_var: torch.Tensor
+    health_mean: torch.Tensor
     health_count: torch.Tensor
     reservoir_data: torch.Tensor | None
 
@@ -124,6 +125,7 @@ class SentinelSeed(nn.Module):
         self.register_buffer("blend_steps_done", torch.zeros((), dtype=torch.int64))
         # Training only: non-persistent, so state_dict() leaves them out and .to() moves them.
         self.register_buffer("health_var", torch.zeros(dim), persistent=False)
+        self.register_buffer("health_mean", torch.zeros(dim), persistent=False)
         # How many batches the health estimate has seen: a tensor, so compiled code counts without guards.
         self.register_buffer("health_count", torch.zeros((), dtype=torch.int64), persistent=False)
         self.register_buffer("reservoir_data", None, persistent=False)
@@ -133,17 +135,15 @@ class SentinelSeed(nn.Module):
         self._remembering = False  # shadow-training: forward's batches feed the reservoir
         self._blend_step = 0
         self.progress = 0.0
-        self._drift: torch.Tensor | float = 0.0
+        self._drift = 0.0
         self._observed = 0
         self._reservoir_next = 0
         self._reservoir_filled = 0
         self._shadow_steps = 0
         self._shadow_moments: list[tuple[str, str]] = []
         self._batch_size = 1  # of the last observed batch: shadow steps use batches as big
-        # The last training batch forward saw (and the seed's output on it), for observe().
+        # The last training batch forward saw, for observe().
         self._seen: torch.Tensor | None = None
-        self._seen_out: torch.Tensor | None = None
-        self._seen_is_change = False  # _seen_out is α·(child(x) − x) rather than the output
         # While the growth driver measures expansion scores (kaslite.nn.scoring): the seed's input and
         # a zero tensor added where it writes, whose gradient is the loss gradient there.
         self._scoring = False
@@ -161,7 +161,9 @@ class SentinelSeed(nn.Module):
 
     @property
     def drift(self) -> float:
-        """How far the seed moves its input, ``‖y − x‖ / ‖x‖`` (batch mean), on a recent training batch."""
+        """The seed's share of the network's output, in [0, 1): ``‖f − f₀‖ / (‖f − f₀‖ + ‖f₀‖)`` on the growth
+        driver's probe batch, where ``f₀`` is the output without this seed. Measured after each epoch while
+        the seed blends or is active, the same way for every kind of seed; 0 before."""
         return float(self._drift)
 
     @property
@@ -171,24 +173,27 @@ class SentinelSeed(nn.Module):
 
     @property
     def health(self) -> float:
-        """Mean running activation variance at the slot; low means a bottleneck."""
-        return float(self.health_var.float().mean())
+        """How much the features at the slot vary, in [0, 1]: the mean over features of
+        ``var / (var + mean²)`` of recent training activations. A dead or constant feature
+        scores 0, a centred one 1; scale-free, so slots of any kind and width compare. Low means
+        a bottleneck."""
+        var, mean = self.health_var.float(), self.health_mean.float()
+        return float((var / (var + mean.square()).clamp_min(1e-12)).mean())
 
-    def _keep(self, x: torch.Tensor, out: torch.Tensor | None = None, is_change: bool = False) -> None:
-        """Leave the batch (and the output) for :meth:`observe`."""
+    def _keep(self, x: torch.Tensor) -> None:
+        """Leave the batch for :meth:`observe`."""
         if torch.compiler.is_compiling():
             # Compiled, the health update fuses into the step's graph for almost nothing, so it
-            # runs on every batch there (eager code samples one batch in health_every), and a
-            # dormant seed leaves observe() nothing: no extra outputs for the graph.
+            # runs on every batch there (eager code samples one batch in health_every), and only a
+            # shadow-training seed leaves observe() its batch: no extra outputs for the graph.
             with torch.no_grad():
                 self._update_health(x.detach())
-            if not (self._remembering or self._child_in_use):
+            if not self._remembering:
                 return
             self.__dict__["_health_in_graph"] = True
         # Detached, so the stash never keeps the autograd graph alive (nor stops a deepcopy); through
         # __dict__, not nn.Module.__setattr__, which alone costs more than a dormant seed's forward.
-        kept = None if out is None else out.detach()
-        self.__dict__.update(_seen=x.detach(), _seen_out=kept, _seen_is_change=is_change)
+        self.__dict__["_seen"] = x.detach()
 
     def _score_point(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out`` plus a zero tensor whose gradient will be the loss gradient where the seed writes."""
@@ -206,7 +211,7 @@ class SentinelSeed(nn.Module):
             return None
         change: torch.Tensor = self.blend_alpha * (self.child(x) - x)
         if self.training:
-            self._keep(x, change, True)
+            self._keep(x)
         return change
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,7 +225,7 @@ class SentinelSeed(nn.Module):
             return x
         out = torch.lerp(x, self.child(x).to(x.dtype), self.blend_alpha.to(x.dtype))
         if self.training:
-            self._keep(x, out)
+            self._keep(x)
         return out
 
     def _update_health(self, x: torch.Tensor) -> None:
@@ -228,9 +233,11 @@ class SentinelSeed(nn.Module):
         rows = per_feature(x, feature_axis(x.ndim))
         if rows.shape[0] < 2:
             return
-        var = rows.var(dim=0, unbiased=False).to(self.health_var.dtype)
+        var, mean = torch.var_mean(rows, dim=0, unbiased=False)
+        var, mean = var.to(self.health_var.dtype), mean.to(self.health_var.dtype)
         momentum = torch.where(self.health_count == 0, 1.0, self.config.health_momentum).to(var.dtype)
         self.health_var.lerp_(var, momentum)
+        self.health_mean.lerp_(mean, momentum)
         self.health_count.add_(1)
 
     # -- what would grow here --------------------------------------------------
@@ -339,18 +346,18 @@ class SentinelSeed(nn.Module):
         self._set_blend_step(0)
         self._release_shadow_state()
 
-    # -- observation: health, reservoir, drift -------------------------------
+    # -- observation: health and reservoir ------------------------------------
 
     def observe(self) -> None:
         """Learn from the last training batch forward saw: the reservoir, and (one batch in
-        ``health_every``) the health signal and drift. The growth driver calls it after each step."""
+        ``health_every``) the health signal. The growth driver calls it after each step."""
         # Plain attributes through __dict__: this runs every step for every seed, and
         # nn.Module.__setattr__ would cost more than the rest of a dormant seed's step.
         state = self.__dict__
-        x, change, is_change = state["_seen"], state["_seen_out"], state["_seen_is_change"]
+        x = state["_seen"]
         if x is None:
             return
-        state.update(_seen=None, _seen_out=None)
+        state["_seen"] = None
         if self._state is SeedState.CULLED:
             return
         state["_batch_size"] = x.shape[0]
@@ -362,10 +369,6 @@ class SentinelSeed(nn.Module):
         # The stash is detached: no autograd context needed here (and none paid for).
         if not state.pop("_health_in_graph", False):
             self._update_health(x)
-        if change is not None:
-            moved = (change if is_change else change - x).flatten(1).float().norm(dim=1)
-            # Kept as a tensor (read as a number by .drift): no device sync on the training path.
-            self._drift = (moved / x.flatten(1).float().norm(dim=1).clamp_min(1e-12)).mean()
 
     def _remember(self, x: torch.Tensor) -> None:
         """Keep the most recent ``buffer_size`` training samples in a ring buffer."""
@@ -480,6 +483,7 @@ class SentinelSeed(nn.Module):
             "progress": self.progress,
             "drift": self.drift,
             "health_var": self.health_var.clone(),
+            "health_mean": self.health_mean.clone(),
             "health_count": self.health_count.clone(),
             "observed": self._observed,
             "reservoir": None if self.reservoir_data is None else self.reservoir_data.clone(),
@@ -494,6 +498,8 @@ class SentinelSeed(nn.Module):
         self.progress = float(state["progress"])
         self._drift = float(state["drift"])
         self.health_var.copy_(state["health_var"])
+        if "health_mean" in state:  # checkpoints from before health was scale-free lack it
+            self.health_mean.copy_(state["health_mean"])
         self.health_count.copy_(state["health_count"])
         self._observed = int(state["observed"])
         reservoir = state["reservoir"]

@@ -122,7 +122,7 @@ class WidthSeed(SentinelSeed):
             return None
         change: torch.Tensor = self.blend_alpha * self.child(x)
         if self.training:
-            self._keep(x, change, True)
+            self._keep(x)
         return change
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,9 @@ from kaslite.errors import ConfigError
 SEED_STATES = ("dormant", "training", "blending", "active", "culled")
 # The alpha a seed in each state has unless told otherwise: 0 until it blends, 1 once active.
 _ALPHA = {"dormant": 0.0, "training": 0.0, "blending": 0.5, "active": 1.0, "culled": 0.0}
-_SEED_ID = re.compile(r"seed(\d+)_(\d+)")
+# kaslite's seed ids: deep seeds seed{layer}_{j}, width seeds width{layer}_{j}, wide seeds wide_{j}.
+_SEED_ID = re.compile(r"(seed|width)(\d+)_(\d+)|wide_\d+")
+_KINDS = {"seed": "deep", "width": "width"}
 
 
 def seed_view(
@@ -30,6 +32,8 @@ def seed_view(
     health: float = 1.0,
     drift: float = 0.0,
     progress: float = 0.0,
+    kind: str | None = None,
+    score: float | None = None,
 ) -> SeedView:
     """One seed as a policy sees it.
 
@@ -38,17 +42,24 @@ def seed_view(
     :param layer: defaults to the layer in ``seed_id``.
     :param alpha: the blend weight; defaults to 0 before blending, 0.5 while blending, 1 when active.
     :param health: activation variance at the seed's slot (low: a bottleneck, a good place to grow).
-    :param drift: ``‖y − x‖ / ‖x‖``, how far the seed moves its slot's output (blending or active).
+    :param drift: the seed's share of the network's output, in [0, 1) (blending or active).
     :param progress: shadow-training progress in [0, 1] (explained variance of its input).
+    :param kind: ``deep``, ``width`` or ``wide``; defaults to the kind ``seed_id`` names.
+    :param score: its expansion score, for a policy that asks for scores (``wants_scores``).
     """
     if state not in SEED_STATES:
         raise ConfigError(f"invalid seed state {state!r} for {seed_id}: must be one of {', '.join(SEED_STATES)}")
+    match = _SEED_ID.fullmatch(seed_id)
     if layer is None:
-        match = _SEED_ID.fullmatch(seed_id)
-        if match is None:
-            raise ConfigError(f"invalid seed id {seed_id!r}: expected seed{{layer}}_{{j}}, or pass layer=")
-        layer = int(match.group(1))
-    return SeedView(seed_id, layer, state, _ALPHA[state] if alpha is None else alpha, health, drift, progress)
+        if match is None or match.group(2) is None:
+            raise ConfigError(
+                f"invalid seed id {seed_id!r}: expected seed{{layer}}_{{j}} or width{{layer}}_{{j}}, or pass layer="
+            )
+        layer = int(match.group(2))
+    if kind is None:
+        kind = "deep" if match is None else _KINDS.get(match.group(1), "wide")
+    alpha = _ALPHA[state] if alpha is None else alpha
+    return SeedView(seed_id, layer, state, alpha, health, drift, progress, kind, score)
 
 
 def observation(

@@ -106,7 +106,7 @@ def scripted_run(
             event("on_phase_change", PhaseChange(epoch, 2, 1))
         if epoch == activate:  # during the epoch's training steps
             transition(epoch, "active", 1.0)
-            message = drift_message("seed1_1", 0.6, config.seeds.drift_warn)
+            message = drift_message("seed1_1", 0.6, config.seeds.drift_warn, 0.3, 0.35)
             event("on_warning", RunWarning(epoch, "drift", message, "seed1_1", 0.6))
         if epoch == blend:  # after the epoch's training, before its record
             transition(epoch, "blending", 0.0)

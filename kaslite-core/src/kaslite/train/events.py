@@ -168,11 +168,12 @@ class RunWarning:
     value: float | None = None
 
 
-def drift_message(seed_id: str, drift: float, limit: float) -> str:
-    """A drift warning's message: the value, what it means, and when to act."""
+def drift_message(seed_id: str, drift: float, limit: float, loss_before: float, loss_now: float) -> str:
+    """A drift warning's message: the value, what it means, and what to do."""
     return (
-        f"{seed_id} drift {drift:.3f} is above drift_warn {limit}: it changes its layer's output by "
-        f"{drift:.0%} (|y - x| / |x|); worth a look only if val_acc drops"
+        f"{seed_id} drift {drift:.3f} is above drift_warn {limit}: it makes up {drift:.0%} of the network's "
+        f"output, and val loss rose from {loss_before:.4f} to {loss_now:.4f} since it began blending; "
+        "if it keeps rising, cull the seed or lower the learning rate"
     )
 
 

@@ -199,6 +199,8 @@ class Grower:
         self.best_acc = -math.inf
         self.history: list[EpochMetrics] = []
         self._drift_warned: set[str] = set()
+        # Each growing seed's val loss when it began blending: a drift warning needs the loss to have risen.
+        self._loss_at_blend: dict[str, float] = {}
         self._phase_announced = warm_up_epochs > 0  # phase 1 needs no announcement
         self._epoch_started: float | None = None
 
@@ -255,7 +257,9 @@ class Grower:
         self.best_acc = max(self.best_acc, val_acc) if not math.isnan(val_acc) else self.best_acc
         self.history.append(EpochMetrics(self.epoch, phase, float(train_loss), float(val_loss), float(val_acc)))
         made = self._start_trained_blends()
-        self._warn_about_drift()
+        self._loss_at_blend.update({event.seed_id: float(val_loss) for event in made})
+        self._measure_drift()
+        self._warn_about_drift(float(val_loss))
         self._gradients, self._candidates = {}, {}
         if phase == 2 and self.controller.wants_scores and _is_rank_zero():
             self._measure(self._seed_list)
@@ -381,14 +385,38 @@ class Grower:
             for seed in [self.seeds[action.seed_id]]
         ]
 
-    def _warn_about_drift(self) -> None:
+    @torch.no_grad()
+    def _measure_drift(self) -> None:
+        """Each blending or active seed's share of the output on the probe batch (``SentinelSeed.drift``)."""
+        from kaslite.models.files import unwrap
+
+        in_use = [seed for seed in self._seed_list if seed.state in (SeedState.BLENDING, SeedState.ACTIVE)]
+        model = unwrap(self.model)  # eager: switching a seed off must not recompile a compiled model
+        full = self._probe_output(model) if in_use else None
+        if full is None:
+            return
+        for seed in in_use:
+            seed._child_in_use = False
+            try:
+                without = self._probe_output(model)
+            finally:
+                seed._child_in_use = True
+            assert without is not None
+            moved, rest = float((full - without).norm()), float(without.norm())
+            seed._drift = moved / (moved + rest) if moved + rest > 0 else 0.0
+
+    def _warn_about_drift(self, val_loss: float) -> None:
+        """Warn about a seed that makes up more than ``drift_warn`` of the output while the val loss is
+        above where it was when the seed began blending: growth that may be hurting, worth acting on."""
         for seed in self._seed_list:
             limit = seed.config.drift_warn
-            drifting = seed.state in (SeedState.BLENDING, SeedState.ACTIVE) and seed.drift > limit
+            start = self._loss_at_blend.get(seed.seed_id, math.inf)
+            in_use = seed.state in (SeedState.BLENDING, SeedState.ACTIVE)
+            drifting = in_use and seed.drift > limit and val_loss > start
             # Warn when a seed crosses the threshold, not on every epoch it stays above it.
             if drifting and seed.seed_id not in self._drift_warned:
                 self._drift_warned.add(seed.seed_id)
-                message = drift_message(seed.seed_id, seed.drift, limit)
+                message = drift_message(seed.seed_id, seed.drift, limit, start, val_loss)
                 self.trackers.emit("on_warning", RunWarning(self.epoch, "drift", message, seed.seed_id, seed.drift))
             elif not drifting:
                 self._drift_warned.discard(seed.seed_id)
@@ -400,14 +428,14 @@ class Grower:
 
         ``epoch``: the epoch it belongs to (by default the one that just finished)."""
         before_state = seed.state.value
-        before = self._probe_output()
+        before = self._probe_output(self.model)
         change()
         if _distributed() and seed.state in (SeedState.TRAINING, SeedState.BLENDING):
             # Shadow training saw each rank's own data: rank 0's child is the one every rank keeps.
             with torch.no_grad():
                 for tensor in [*seed.child.parameters(), *seed.child.buffers()]:
                     torch.distributed.broadcast(tensor, src=0)
-        after = self._probe_output()
+        after = self._probe_output(self.model)
         moved = math.nan if before is None or after is None else float((after - before).abs().max())
         event = SeedTransition(
             self.epoch if epoch is None else epoch, seed.seed_id, before_state, seed.state.value, seed.alpha, moved
@@ -416,14 +444,14 @@ class Grower:
         return event
 
     @torch.no_grad()
-    def _probe_output(self) -> torch.Tensor | None:
+    def _probe_output(self, model: nn.Module) -> torch.Tensor | None:
         if self.probe is None or self.probe.shape[0] == 0:
             return None
         # Each module's own mode comes back afterwards: a user may keep some (BatchNorm...) in eval.
-        modes = [(module, module.training) for module in self.model.modules()]
-        self.model.eval()
+        modes = [(module, module.training) for module in model.modules()]
+        model.eval()
         try:
-            out = self.model(self.probe)
+            out = model(self.probe)
         finally:
             for module, training in modes:
                 module.training = training
@@ -442,6 +470,7 @@ class Grower:
             "history": [list(attrs.astuple(m)) for m in self.history],
             "controller": self.controller.state_dict(),
             "drift_warned": sorted(self._drift_warned),
+            "loss_at_blend": dict(self._loss_at_blend),
             "phase_announced": self._phase_announced,
             "seeds": {sid: seed.training_state() for sid, seed in self.seeds.items()},
         }
@@ -456,6 +485,7 @@ class Grower:
         self.history = [EpochMetrics(*row) for row in state["history"]]
         self.controller.load_state_dict(state["controller"])
         self._drift_warned = set(state["drift_warned"])
+        self._loss_at_blend = dict(state.get("loss_at_blend", {}))  # older checkpoints lack it
         self._phase_announced = bool(state["phase_announced"])
         for sid, seed_state in state["seeds"].items():
             self.seeds[sid].load_training_state(seed_state)

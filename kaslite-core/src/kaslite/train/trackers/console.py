@@ -27,8 +27,8 @@ STATE_STYLES = {
 REDRAW_S = 0.1  # the live dashboard's shortest interval between two drawings
 # What drift is, in the words the dashboard shows under the seeds.
 DRIFT_NOTE = (
-    "drift = |y - x| / |x|: how much a blending or active seed changes its layer's output; "
-    "above drift_warn ({limit}) it is worth a look if val_acc drops"
+    "drift: a blending or active seed's share of the network's output; kaslite warns when it is "
+    "above drift_warn ({limit}) and val loss rose since the seed began blending"
 )
 
 
