@@ -4,19 +4,30 @@ Every arm of a (task, seed) trains on the identical tensors, with the same
 optimiser (Adam at kaslite's default lr), batch size and total epochs:
 
   grown               kaslite's defaults: the small trunk, seeds grown by the kasmina policy
+  expand              the same trunk plus a width seed per hidden layer, grown by the expand policy
+                      (every candidate scored by its expansion score; kaslite/train/scores.py)
   periodic            the same trunk, a seed germinated every `period` epochs
   never               the trunk alone
   from-scratch        the architecture `grown` reached, trained as a static network from epoch 0
   static-wide         a plain 128×3 MLP
-  static-same-params  the best plain MLP of a fixed family of shapes within the grown network's
-                      parameter count (chosen on seeds 10-19, reported on 0-9; see --select)
+  static-same-params  the best plain MLP of a family of shapes (1 to 5 hidden layers) within the
+                      grown network's parameter count (chosen on seeds 10-19, reported on 0-9)
+  sweep               what a user without growth does: every shape of the family trained on seeds
+                      10-19 with no parameter budget, the best by mean val acc reported on 0-9;
+                      its CPU seconds are those of training the whole family once (the mean over
+                      the selection seeds, measured by --select)
   gromo               gromo 0.1.0's GrowingMLP grown with TINY (bench/gromo_arm.py), where installed
+
+CPU seconds are process time (robust to load). Every task's features are standardised on the
+train split for every arm (kaslite's own network would do it itself).
 
 Tasks: spirals-hard is the original design's problem as an outside evaluator drew it (two
 spirals, radius = angle, 4 turns, 2000 points, noise 0.25, class 1 = class 0 negated, one extra
 N(0, 1) input, standardised on the train split); spirals-default is `kaslite run`'s problem;
-digits is scikit-learn's 8×8 digits, grown in width; moons, clusters and spheres are easy
-problems on which growth must do no harm. Defaults (the residual blueprint, one wide seed) and
+digits is scikit-learn's 8×8 digits, grown in width; mnist1d is MNIST-1D (Greydanus 2020, the
+`mnist1d` package's own generator, a new draw per seed: 4,000 train and 1,000 test sequences of
+40 values, 10 classes), whose paper reports about 0.68 for an MLP and 0.94 for a CNN; moons,
+clusters and spheres are easy problems on which growth must do no harm. Defaults (the residual blueprint, one wide seed) and
 the task settings were chosen on seeds 10-19; figures are reported on seeds 0-9.
 
 Writes bench/results/growth.json (one record per task, arm and seed), growth.md (the table),
@@ -24,7 +35,7 @@ growth-pareto.png (val acc against parameters, a marker per arm and seed).
 
     python bench/growth.py --jobs 2                 # seeds 0-9, every task and arm but digits-cnn
     python bench/growth.py --tasks digits-cnn --jobs 2   # the CNN on digits (seeds 0-4); other tasks' rows kept
-    python bench/growth.py --select --jobs 2        # re-choose static-same-params' shapes (seeds 10-19)
+    python bench/growth.py --select --jobs 2        # re-choose static-same-params' and sweep's shapes (seeds 10-19)
 """
 
 import argparse
@@ -56,7 +67,6 @@ TASKS: dict[str, dict[str, Any]] = {
                 "extra_std": 1.0,
             },
         },
-        "standardize": True,
         "config": {
             "model": {"hidden_dim": 32, "num_layers": 3, "blueprint_options": {"hidden": 24}},
             "train": {"batch_size": 64},
@@ -82,45 +92,85 @@ TASKS: dict[str, dict[str, Any]] = {
         "arms": ["grown", "never", "from-scratch", "static-same-params"],
         "seeds": [0, 1, 2, 3, 4],
     },
+    # MNIST-1D from its own package's generator (not kaslite's): the trunk of the digits task, wider.
+    "mnist1d": {
+        "data": {"problem": "mnist1d", "params": {}},
+        # 63 steps an epoch: 40 epochs are as many steps as the other tasks' 320 (MLPs overfit it soon).
+        "config": {
+            "model": {"hidden_dim": 32},
+            "train": {"batch_size": 64, "warm_up_epochs": 5, "adaptation_epochs": 35},
+        },
+        "arms": ["grown", "expand", "never", "static-same-params", "sweep", "gromo"],
+    },
     "moons": {"data": {"problem": "moons", "params": {"noise": 0.1}}},
     "clusters": {"data": {"problem": "clusters", "params": {"n_centers": 4}}},
     "spheres": {"data": {"problem": "spheres", "params": {"n_shells": 3, "input_dim": 3}}},
 }
 # digits-cnn runs only when asked (--tasks digits-cnn): it alone costs a third of the whole benchmark.
 DEFAULT_TASKS = [task for task in TASKS if task != "digits-cnn"]
-ARMS = ["grown", "periodic", "never", "from-scratch", "static-wide", "static-same-params", "gromo"]
-GROWING_ARMS = {"grown": "kasmina", "periodic": "periodic", "never": "never"}
-# Where growth happens, the grown network meets the best plain network of its size and gromo.
-SAME_PARAMS_TASKS = ("spirals-hard", "spirals-default", "digits", "digits-cnn")
-GROMO_TASKS = ("spirals-hard", "digits")
-# The plain networks static-same-params chooses from: MLP widths × numbers of hidden layers, and for
-# images CNNs of 3×3 convolutions (channels × layers) pooled to 2×2 before a linear head.
-FAMILY = [(width, depth) for width in (16, 32, 48, 64, 96) for depth in (2, 3, 4, 5)]
+ARMS = [
+    "grown",
+    "expand",
+    "periodic",
+    "never",
+    "from-scratch",
+    "static-wide",
+    "static-same-params",
+    "sweep",
+    "gromo",
+]
+GROWING_ARMS = {"grown": "kasmina", "expand": "expand", "periodic": "periodic", "never": "never"}
+# What an arm adds to the task's config: the expand policy chooses among width seeds too.
+ARM_CONFIG: dict[str, dict[str, Any]] = {"expand": {"model": {"width_seeds": 1}}}
+# Where growth happens, the grown network meets the best plain network of its size, the sweep and gromo.
+SAME_PARAMS_TASKS = ("spirals-hard", "spirals-default", "digits", "mnist1d", "digits-cnn")
+GROMO_TASKS = ("spirals-hard", "digits", "mnist1d")
+# The plain networks static-same-params and sweep choose from: MLP widths × numbers of hidden layers,
+# and for images CNNs of 3×3 convolutions (channels × layers) pooled to 2×2 before a linear head.
+FAMILY = [(width, depth) for width in (16, 32, 64, 128) for depth in (1, 2, 3, 4)]
 CNN_FAMILY = [(channels, depth) for channels in (4, 8, 12, 16, 24) for depth in (1, 2, 3, 4)]
 WIDE = (128, 3)
 
 
-def config_for(task: str, seed: int, controller: str = "kasmina") -> Any:
+def config_for(task: str, seed: int, arm: str = "grown") -> Any:
     from kaslite.config import build_config
 
     spec = TASKS[task]
     return build_config(
-        {"data": spec["data"], "controller": {"name": controller}, "train": {"seed": seed}},
+        {"data": spec["data"], "controller": {"name": GROWING_ARMS.get(arm, "kasmina")}, "train": {"seed": seed}},
         spec.get("config", {}),
+        ARM_CONFIG.get(arm, {}),
     )
 
 
+def mnist1d_split(seed: int) -> Any:
+    """MNIST-1D drawn by its own package for ``seed`` (the package's split: 4,000 train, 1,000 test)."""
+    import torch
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    from kaslite.train.data import SplitData
+
+    args = get_dataset_args()
+    args.seed = 1000 + seed  # the package's published draw is seed 42; every bench seed gets its own
+    data = make_dataset(args)
+    tensors = [torch.as_tensor(data[key]) for key in ("x", "y", "x_test", "y_test")]
+    return SplitData(tensors[0].float(), tensors[1].long(), tensors[2].float(), tensors[3].long(), 10)
+
+
 def split_for(task: str, seed: int) -> Any:
-    """The (task, seed)'s tensors, standardised on the train split where the task says so."""
+    """The (task, seed)'s tensors, standardised on the train split (images: as they are)."""
     import torch
 
     from kaslite.train.data import SplitData, load_split
 
-    config = config_for(task, seed)
-    split = load_split(config.data, seed, torch.device("cpu"))
-    if not TASKS[task].get("standardize"):
+    if task == "mnist1d":
+        split = mnist1d_split(seed)
+    else:
+        split = load_split(config_for(task, seed).data, seed, torch.device("cpu"))
+    if split.x_train.ndim != 2:
         return split
-    mean, std = split.x_train.mean(0), split.x_train.std(0).clamp_min(1e-12)
+    mean, std = split.x_train.mean(0), split.x_train.std(0)
+    std = torch.where(std > 1e-6, std, 1.0)  # a feature constant on the train split stays as it is
     return SplitData(
         (split.x_train - mean) / std, split.y_train, (split.x_val - mean) / std, split.y_val, split.num_classes
     )
@@ -178,7 +228,7 @@ def train_static(net: Any, split: Any, config: Any) -> float:
 def run_growing(task: str, arm: str, seed: int, split: Any) -> dict[str, Any]:
     import kaslite
 
-    result = kaslite.fit(None, split, config=config_for(task, seed, GROWING_ARMS[arm]))
+    result = kaslite.fit(None, split, config=config_for(task, seed, arm))
     states = {e["seed_id"]: e["to_state"] for e in result.events if e["event"] == "seed_transition"}
     return {
         "val_acc": result.metrics["val_acc"],
@@ -234,17 +284,19 @@ def run_gromo(task: str, seed: int, split: Any) -> dict[str, Any]:
     return {"val_acc": out["val_acc"], "params": out["params"]}
 
 
-def applies(arm: str, task: str, shapes: dict[str, list[int]]) -> bool:
+def applies(arm: str, task: str, shapes: dict[str, Any]) -> bool:
     if arm not in TASKS[task].get("arms", ARMS):
         return False
     if arm == "static-same-params":
-        return task in shapes
+        return task in shapes.get("choices", {})
+    if arm == "sweep":
+        return task in shapes.get("sweep", {})
     if arm == "gromo":
         return task in GROMO_TASKS and gromo_installed()
     return True
 
 
-def run_seed(task: str, seed: int, arms: list[str], shapes: dict[str, list[int]]) -> list[dict[str, Any]]:
+def run_seed(task: str, seed: int, arms: list[str], shapes: dict[str, Any]) -> list[dict[str, Any]]:
     """Every chosen arm on one (task, seed); from-scratch needs grown's architecture first."""
     import torch
 
@@ -253,7 +305,7 @@ def run_seed(task: str, seed: int, arms: list[str], shapes: dict[str, list[int]]
     records: list[dict[str, Any]] = []
     grown: dict[str, Any] = {}
     for arm in (arm for arm in arms if applies(arm, task, shapes)):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if arm in GROWING_ARMS:
             record = run_growing(task, arm, seed, split)
         elif arm == "from-scratch":
@@ -261,16 +313,19 @@ def run_seed(task: str, seed: int, arms: list[str], shapes: dict[str, list[int]]
             record = run_from_scratch(task, seed, split, grown["grown_seeds"])
         elif arm == "static-wide":
             record = run_plain(task, seed, split, WIDE)
-        elif arm == "static-same-params":
-            width, depth = shapes[task]
+        elif arm in ("static-same-params", "sweep"):
+            width, depth = shapes["choices" if arm == "static-same-params" else "sweep"][task]
             record = run_plain(task, seed, split, (width, depth))
         else:
             record = run_gromo(task, seed, split)
         if arm == "grown":
             grown = record
+        cpu_s = time.process_time() - cpu
+        if arm == "sweep":  # what finding the shape cost: the whole family, trained once
+            cpu_s = shapes["family_cpu_s"][task]
         wall = round(time.perf_counter() - started, 2)
         kept = {key: value for key, value in record.items() if key != "grown_seeds"}
-        records.append({"task": task, "arm": arm, "seed": seed, **kept, "wall_s": wall})
+        records.append({"task": task, "arm": arm, "seed": seed, **kept, "cpu_s": round(cpu_s, 2), "wall_s": wall})
     return records
 
 
@@ -280,70 +335,67 @@ def gromo_installed() -> bool:
     return importlib.util.find_spec("gromo") is not None
 
 
-# -- choosing static-same-params' shape on the selection seeds -----------------------------------
+# -- choosing static-same-params' and sweep's shapes on the selection seeds -----------------------
 
 
-def select_shapes(tasks: list[str], jobs: int) -> dict[str, list[int]]:
-    """For each task: the grown arm's mean parameter count on seeds 10-19 is the budget; the
-    family shape within it with the best mean val acc on those seeds wins."""
-    choices: dict[str, list[int]] = {}
-    report: dict[str, Any] = {}
+def select_shapes(tasks: list[str], jobs: int) -> dict[str, Any]:
+    """For each task, every shape of the family trained on seeds 10-19. ``sweep``: the best mean
+    val acc; ``static-same-params``: the best within the grown arm's mean parameter count there."""
+    saved = json.loads(SHAPES_FILE.read_text()) if SHAPES_FILE.exists() else {}
+    for key in ("choices", "sweep", "family_cpu_s", "selection"):
+        saved.setdefault(key, {})
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for task in tasks:
-            grown = list(
-                pool.map(
-                    run_seed,
-                    [task] * len(SELECTION_SEEDS),
-                    SELECTION_SEEDS,
-                    [["grown"]] * len(SELECTION_SEEDS),
-                    [{}] * len(SELECTION_SEEDS),
-                )
-            )
+            seeds = SELECTION_SEEDS
+            grown = list(pool.map(run_seed, [task] * len(seeds), seeds, [["grown"]] * len(seeds), [{}] * len(seeds)))
             budget = statistics.mean(rows[0]["params"] for rows in grown)
-            grown_acc = statistics.mean(rows[0]["val_acc"] for rows in grown)
-            split = split_for(task, SELECTION_SEEDS[0])
+            split = split_for(task, seeds[0])
             family = CNN_FAMILY if is_cnn(task) else FAMILY
-            candidates = [
-                shape
-                for shape in family
-                if count(plain_net(task, split.input_dim, *shape, split.num_classes)) <= budget
-            ]
-            jobs_args = [(task, seed, shape) for shape in candidates for seed in SELECTION_SEEDS]
-            scores = list(pool.map(_plain_job, *zip(*jobs_args, strict=True)))
+            jobs_args = [(task, seed, shape) for shape in family for seed in seeds]
+            runs = list(pool.map(_plain_job, *zip(*jobs_args, strict=True)))
             by_shape = {
-                shape: statistics.mean(acc for (_, _, s), acc in zip(jobs_args, scores, strict=True) if s == shape)
-                for shape in candidates
+                shape: [run for (_, _, s), run in zip(jobs_args, runs, strict=True) if s == shape] for shape in family
             }
-            best = max(by_shape, key=lambda shape: by_shape[shape])
-            choices[task] = list(best)
-            report[task] = {
+            accuracy = {shape: statistics.mean(run["val_acc"] for run in rows) for shape, rows in by_shape.items()}
+            params = {shape: count(plain_net(task, split.input_dim, *shape, split.num_classes)) for shape in family}
+            within = [shape for shape in family if params[shape] <= budget]
+            same, best = max(within, key=accuracy.__getitem__), max(family, key=accuracy.__getitem__)
+            family_cpu = sum(run["cpu_s"] for run in runs) / len(seeds)
+            saved["choices"][task], saved["sweep"][task] = list(same), list(best)
+            saved["family_cpu_s"][task] = round(family_cpu, 1)
+            saved["selection"][task] = {
                 "budget": round(budget),
-                "grown_mean_val_acc": round(grown_acc, 4),
-                "chosen": list(best),
-                "mean_val_acc": {f"{w}x{d}": round(a, 4) for (w, d), a in by_shape.items()},
+                "grown_mean_val_acc": round(statistics.mean(rows[0]["val_acc"] for rows in grown), 4),
+                "chosen": list(same),
+                "sweep": list(best),
+                "mean_val_acc": {f"{w}x{d}": round(a, 4) for (w, d), a in accuracy.items()},
             }
-            print(f"{task}: budget {budget:,.0f} params -> {best[0]}x{best[1]} ({by_shape[best]:.4f})", flush=True)
+            print(
+                f"{task}: budget {budget:,.0f} params -> {same[0]}x{same[1]} ({accuracy[same]:.4f}); "
+                f"sweep -> {best[0]}x{best[1]} ({accuracy[best]:.4f}), family {family_cpu:.0f} CPU s",
+                flush=True,
+            )
     # Other tasks' earlier choices stay: --select --tasks X re-chooses X's alone.
-    saved = json.loads(SHAPES_FILE.read_text()) if SHAPES_FILE.exists() else {"choices": {}, "selection": {}}
-    saved["choices"].update(choices)
-    saved["selection"].update(report)
     SHAPES_FILE.write_text(json.dumps(saved, indent=1) + "\n")
-    return saved["choices"]
+    return saved
 
 
-def _plain_job(task: str, seed: int, shape: tuple[int, int]) -> float:
+def _plain_job(task: str, seed: int, shape: tuple[int, int]) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(1)
-    return float(run_plain(task, seed, split_for(task, seed), shape)["val_acc"])
+    split = split_for(task, seed)
+    cpu = time.process_time()
+    acc = float(run_plain(task, seed, split, shape)["val_acc"])
+    return {"val_acc": acc, "cpu_s": time.process_time() - cpu}
 
 
 # -- reporting -----------------------------------------------------------------------------------
 
 
-def table(records: list[dict[str, Any]], shapes: dict[str, list[int]]) -> str:
+def table(records: list[dict[str, Any]], shapes: dict[str, Any]) -> str:
     lines = [
-        "| task | arm | val acc mean | val acc min | params (mean) | wall s (mean) |",
+        "| task | arm | val acc mean | val acc min | params (mean) | CPU s (mean) |",
         "|---|---|---|---|---|---|",
     ]
     for task in dict.fromkeys(r["task"] for r in records):
@@ -353,10 +405,12 @@ def table(records: list[dict[str, Any]], shapes: dict[str, list[int]]) -> str:
                 continue
             accs = [r["val_acc"] for r in rows]
             params = statistics.mean(r["params"] for r in rows)
-            wall = statistics.mean(r["wall_s"] for r in rows)
-            name = f"{arm} ({shapes[task][0]}×{shapes[task][1]})" if arm == "static-same-params" else arm
+            cpu = statistics.mean(r.get("cpu_s", r["wall_s"]) for r in rows)  # rows of older runs: wall time
+            name = arm
+            if "shape" in rows[0] and arm != "static-wide":
+                name = f"{arm} ({rows[0]['shape'][0]}×{rows[0]['shape'][1]})"
             lines.append(
-                f"| {task} | {name} | {statistics.mean(accs):.3f} | {min(accs):.3f} | {params:,.0f} | {wall:.1f} |"
+                f"| {task} | {name} | {statistics.mean(accs):.3f} | {min(accs):.3f} | {params:,.0f} | {cpu:.1f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -371,7 +425,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
     tasks = list(dict.fromkeys(r["task"] for r in records))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for arm, marker in zip(ARMS, "os^Dvpx", strict=True):
+        for arm, marker in zip(ARMS, "o*s^Dvp+x", strict=True):
             rows = [r for r in records if r["task"] == task and r["arm"] == arm]
             if rows:
                 ax.scatter(
@@ -394,7 +448,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--select", action="store_true", help="re-choose static-same-params' shapes first")
+    parser.add_argument("--select", action="store_true", help="re-choose static-same-params' and sweep's shapes first")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -402,7 +456,7 @@ def main() -> None:
     if args.select:
         shapes = select_shapes([t for t in args.tasks if t in SAME_PARAMS_TASKS], args.jobs)
     else:
-        shapes = json.loads(SHAPES_FILE.read_text())["choices"] if SHAPES_FILE.exists() else {}
+        shapes = json.loads(SHAPES_FILE.read_text()) if SHAPES_FILE.exists() else {}
     jobs = [(task, seed) for task in args.tasks for seed in args.seeds if seed in TASKS[task].get("seeds", args.seeds)]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         records = [

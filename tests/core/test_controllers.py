@@ -79,3 +79,37 @@ def test_periodic_germinates_in_order_every_period():
 @pytest.mark.parametrize("losses", [[1.0] * 10, [1.0 / n for n in range(1, 11)]])
 def test_never_never_acts(losses):
     assert play(make("never"), losses) == {}
+
+
+def scored(**scores) -> tuple[SeedView, ...]:
+    """Dormant seeds of three kinds with the given expansion scores (None: not measured)."""
+    from kaslite.testing import seed_view
+
+    layers = {"seed1_1": None, "width0_1": None, "wide_1": 2}  # a wide seed's id names no layer
+    return tuple(seed_view(sid, layer=layer, score=scores.get(sid)) for sid, layer in layers.items())
+
+
+def test_expand_asks_for_scores_and_grows_the_best_scoring_seed_of_any_kind_on_a_plateau():
+    controller = make("expand", patience=2, delta=0.0, options={"threshold": 0.5})
+    assert controller.wants_scores
+    history = [EpochMetrics(epoch, 2, 1.0, 1.0, 0.5) for epoch in (1, 2, 3)]
+    views = scored(seed1_1=0.6, width0_1=2.0, wide_1=1.5)
+    assert [view.kind for view in views] == ["deep", "width", "wide"]
+    decisions = [controller.decide(Observation(e, 2, tuple(history[:e]), views)) for e in (1, 2, 3)]
+    assert decisions == [[], [], [Germinate("width0_1")]]  # best 1.0 at epoch 1; two stale epochs
+
+
+def test_expand_stops_growing_when_no_candidate_clears_the_threshold():
+    controller = make("expand", patience=1, delta=0.0, options={"threshold": 0.5})
+    history = tuple(EpochMetrics(epoch, 2, 1.0, 1.0, 0.5) for epoch in (1, 2))
+    assert controller.decide(Observation(1, 2, history[:1], scored(seed1_1=0.4))) == []
+    assert controller.decide(Observation(2, 2, history, scored(seed1_1=0.4, wide_1=0.3))) == []
+    assert controller.decide(Observation(2, 2, history, scored())) == []  # nothing measured: nothing to rank
+
+
+def test_expand_refuses_a_negative_threshold_before_any_work():
+    from kaslite.errors import ConfigError
+    from kaslite.plugins import CONTROLLER, get_plugin_manager
+
+    with pytest.raises(ConfigError, match=r"controller 'expand' .*parameter threshold = -1.0"):
+        get_plugin_manager().validate_params(CONTROLLER, "expand", {"threshold": -1.0})

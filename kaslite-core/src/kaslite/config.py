@@ -132,6 +132,11 @@ class TrainConfig:
     adaptation_epochs: int = attrs.field(default=300, validator=integer_at_least(0))
     batch_size: int = attrs.field(default=32, validator=integer_at_least(1))
     lr: float = attrs.field(default=3e-3, validator=positive)
+    growth_lr_scale: float = attrs.field(
+        default=1.0,
+        validator=positive,
+        metadata={"help": "the learning rate of what seeds grow, as a multiple of train.lr"},
+    )
     lr_schedule: str = attrs.field(
         default="constant",
         validator=one_of(("constant", "cosine")),

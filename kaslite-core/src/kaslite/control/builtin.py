@@ -12,6 +12,37 @@ from kaslite.validation import non_negative
 IN_FLIGHT = ("training", "blending")
 
 
+class Plateau:
+    """Counts epochs without the validation loss improving by more than ``delta``."""
+
+    def __init__(self, patience: int, delta: float) -> None:
+        self.patience = patience
+        self.delta = delta
+        self.best_loss = math.inf
+        self.wait = 0
+
+    def update(self, val_loss: float) -> None:
+        if val_loss < self.best_loss - self.delta:
+            self.best_loss, self.wait = val_loss, 0
+        else:
+            self.wait += 1
+
+    @property
+    def reached(self) -> bool:
+        return self.wait >= self.patience
+
+    def restart(self, val_loss: float) -> None:
+        """Judge the next plateau from here (after a growth, or while one is under way)."""
+        self.best_loss, self.wait = val_loss, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_loss": self.best_loss, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_loss = float(state["best_loss"])
+        self.wait = int(state["wait"])
+
+
 class KasminaController(Controller):
     """Germinate the least healthy dormant seed when validation loss plateaus.
 
@@ -21,36 +52,27 @@ class KasminaController(Controller):
     """
 
     def __init__(self, patience: int, delta: float, acc_threshold: float) -> None:
-        self.patience = patience
-        self.delta = delta
+        self.plateau = Plateau(patience, delta)
         self.acc_threshold = acc_threshold
-        self.best_loss = math.inf
-        self.wait = 0
 
     def decide(self, obs: Observation) -> list[Action]:
         latest = obs.latest
-        if latest.val_loss < self.best_loss - self.delta:
-            self.best_loss = latest.val_loss
-            self.wait = 0
-        else:
-            self.wait += 1
+        self.plateau.update(latest.val_loss)
         if obs.in_state(*IN_FLIGHT):
-            self.wait = 0  # growth in progress: give it time before judging a plateau
+            self.plateau.wait = 0  # growth in progress: give it time before judging a plateau
             return []
         dormant = obs.in_state("dormant")
-        if self.wait < self.patience or latest.val_acc >= self.acc_threshold or not dormant:
+        if not self.plateau.reached or latest.val_acc >= self.acc_threshold or not dormant:
             return []
-        self.wait = 0
-        self.best_loss = latest.val_loss
+        self.plateau.restart(latest.val_loss)
         weakest = min(dormant, key=lambda seed: seed.health)
         return [Germinate(weakest.seed_id)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_loss": self.best_loss, "wait": self.wait}
+        return self.plateau.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best_loss = float(state["best_loss"])
-        self.wait = int(state["wait"])
+        self.plateau.load_state_dict(state)
 
 
 @attrs.frozen
@@ -78,25 +100,22 @@ class ExpandController(Controller):
 
     def __init__(self, threshold: float, patience: int, delta: float, acc_threshold: float) -> None:
         self.threshold = threshold
-        self.plateau = KasminaController(patience, delta, acc_threshold)
+        self.plateau = Plateau(patience, delta)
+        self.acc_threshold = acc_threshold
 
     def decide(self, obs: Observation) -> list[Action]:
-        plateau = self.plateau
         latest = obs.latest
-        if latest.val_loss < plateau.best_loss - plateau.delta:
-            plateau.best_loss, plateau.wait = latest.val_loss, 0
-        else:
-            plateau.wait += 1
+        self.plateau.update(latest.val_loss)
         if obs.in_state(*IN_FLIGHT):
-            plateau.wait = 0
+            self.plateau.wait = 0
             return []
         scored = [seed for seed in obs.in_state("dormant") if seed.score is not None]
-        if plateau.wait < plateau.patience or latest.val_acc >= plateau.acc_threshold or not scored:
+        if not self.plateau.reached or latest.val_acc >= self.acc_threshold or not scored:
             return []
         best = max(scored, key=lambda seed: seed.score or 0.0)
         if (best.score or 0.0) < self.threshold:
             return []
-        plateau.wait, plateau.best_loss = 0, latest.val_loss
+        self.plateau.restart(latest.val_loss)
         return [Germinate(best.seed_id)]
 
     def state_dict(self) -> dict[str, Any]:

@@ -50,7 +50,9 @@ class Standardize(nn.Module):
         """Take the mean and standard deviation of each feature of the training inputs ``x``."""
         rows = per_feature(x.float(), feature_axis(x.ndim))
         self.mean.copy_(rows.mean(dim=0).reshape(self.mean.shape))
-        self.std.copy_(rows.std(dim=0).clamp_min(1e-6).reshape(self.std.shape))
+        std = rows.std(dim=0)
+        # A feature constant in training (a blank pixel) is left as it is, not divided by ~0.
+        self.std.copy_(torch.where(std > 1e-6, std, 1.0).reshape(self.std.shape))
         self._identity = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

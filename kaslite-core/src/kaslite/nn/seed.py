@@ -82,7 +82,8 @@ class SentinelSeed(nn.Module):
     seed shadow-trains (a new shape starts the reservoir over).
     Without ``child`` the seed builds one with ``blueprint`` (``mlp`` by
     default; ``conv`` for feature maps). ``seed_id`` defaults to the seed's
-    attribute path inside the model the growth driver is given.
+    attribute path inside the model the growth driver is given, and ``layer``
+    (its depth, as policies see it) to its position among that model's seeds.
     """
 
     # What grows here, as policies and trackers see it: a block in the trunk ("deep"), new units in
@@ -106,7 +107,7 @@ class SentinelSeed(nn.Module):
         blueprint: str = "mlp",
         blueprint_options: dict[str, Any] | None = None,
         seed_id: str = "",
-        layer: int = 0,
+        layer: int = -1,
     ) -> None:
         super().__init__()
         if child is None:

@@ -96,7 +96,7 @@ class WidthSeed(SentinelSeed):
         config: SeedConfig | None = None,
         *,
         seed_id: str = "",
-        layer: int = 0,
+        layer: int = -1,
     ) -> None:
         super().__init__(inputs, WideBranch(inputs, units, outputs), config, seed_id=seed_id, layer=layer)
 

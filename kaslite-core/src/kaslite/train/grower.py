@@ -172,7 +172,8 @@ class Grower:
         for index, seed in enumerate(chosen, start=1):
             if seed not in found:
                 raise ConfigError(f"seed {seed.seed_id or index!r} passed to Grower is not inside the model")
-            seed.layer = seed.layer or index
+            if seed.layer < 0:  # not placed by its network: its position among the seeds
+                seed.layer = index
         ids = [seed.seed_id for seed in chosen]
         duplicates = sorted({sid for sid in ids if ids.count(sid) > 1})
         if duplicates:

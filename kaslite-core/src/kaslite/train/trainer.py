@@ -38,7 +38,7 @@ from kaslite.train.events import (
     SeedTransition,
     event_dict,
 )
-from kaslite.train.grower import Grower
+from kaslite.train.grower import Grower, find_seeds
 from kaslite.train.summary import final_metrics
 from kaslite.train.threads import training_threads
 from kaslite.train.tracker import Tracker, TrackerGroup
@@ -193,7 +193,7 @@ class Trainer:
         make_optimizer = self._optimizer_factory or (
             lambda params: torch.optim.Adam(params, lr=cfg.train.lr, foreach=True)
         )
-        self.optimizer = make_optimizer(self.net.parameters())
+        self.optimizer = make_optimizer(self._param_groups())
         self.scheduler = self._make_scheduler()
         self.grower = Grower(
             self.net,
@@ -213,6 +213,15 @@ class Trainer:
         else:
             self.threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
+
+    def _param_groups(self) -> Any:
+        """Every parameter; what seeds grow in a group of its own when ``train.growth_lr_scale`` is not 1."""
+        scale = self.config.train.growth_lr_scale
+        if scale == 1.0:
+            return self.net.parameters()
+        grown = {id(p): p for seed in find_seeds(self.net) for p in seed.child.parameters()}
+        rest = [p for p in self.net.parameters() if id(p) not in grown]
+        return [{"params": rest}, {"params": list(grown.values()), "lr": self.config.train.lr * scale}]
 
     def _make_scheduler(self) -> Any:
         """The user's scheduler, else the one ``train.lr_schedule`` names (stepped once per epoch)."""
