@@ -81,7 +81,7 @@ class ExpandParams:
 
     # A candidate grows once its expansion score reaches this: the gradient its new parameters would
     # receive, as a fraction of the gradient the whole network receives now.
-    threshold: float = attrs.field(default=1.0, validator=non_negative)
+    threshold: float = attrs.field(default=0.25, validator=non_negative)
 
 
 class ExpandController(Controller):
