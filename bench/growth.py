@@ -455,6 +455,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.select:
         shapes = select_shapes([t for t in args.tasks if t in SAME_PARAMS_TASKS], args.jobs)
+        print(f"selection in {time.perf_counter() - started:.0f} s", flush=True)
+        started = time.perf_counter()
     else:
         shapes = json.loads(SHAPES_FILE.read_text()) if SHAPES_FILE.exists() else {}
     jobs = [(task, seed) for task in args.tasks for seed in args.seeds if seed in TASKS[task].get("seeds", args.seeds)]

@@ -9,6 +9,10 @@ import attrs
 class SeedView:
     """One seed as a controller sees it.
 
+    ``health`` is how much the features at its slot vary, ``var / (var + mean²)``
+    averaged over features, in [0, 1] (0: dead or constant; low: a bottleneck);
+    ``drift`` is its share of the network's output once it blends, in [0, 1);
+    ``progress`` its shadow training's explained variance.
     ``kind`` says what grows: ``deep`` (a block after hidden layer ``layer``),
     ``width`` (new units in layer ``layer``) or ``wide`` (a branch from the input
     to the output; its ``layer`` is one past the last hidden layer). ``score``

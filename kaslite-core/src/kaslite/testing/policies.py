@@ -41,7 +41,7 @@ def seed_view(
     :param state: one of ``dormant``, ``training``, ``blending``, ``active``, ``culled``.
     :param layer: defaults to the layer in ``seed_id``.
     :param alpha: the blend weight; defaults to 0 before blending, 0.5 while blending, 1 when active.
-    :param health: activation variance at the seed's slot (low: a bottleneck, a good place to grow).
+    :param health: how much the features at the seed's slot vary, in [0, 1] (low: a bottleneck).
     :param drift: the seed's share of the network's output, in [0, 1) (blending or active).
     :param progress: shadow-training progress in [0, 1] (explained variance of its input).
     :param kind: ``deep``, ``width`` or ``wide``; defaults to the kind ``seed_id`` names.
