@@ -176,5 +176,5 @@ class WidenablePair(nn.Module):
         self.seed = WidthSeed(first.in_features, units, second.out_features, config, seed_id=seed_id)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.second(torch.relu(self.first(x)))
-        return out + self.seed(x)
+        out: torch.Tensor = self.second(torch.relu(self.first(x))) + self.seed(x)
+        return out
