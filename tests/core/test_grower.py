@@ -168,6 +168,8 @@ def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path)
     net = build_net(config, data.input_dim, data.num_classes)
     net.input_scale.fit(data.x_train)  # kaslite's network standardises its inputs by the training split
     optimizer = torch.optim.Adam(net.parameters(), lr=t.lr)
+    epochs = t.warm_up_epochs + t.adaptation_epochs
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)  # train.lr_schedule
     recorder = Recorder()
     grower = kaslite.Grower(
         net, "periodic", controller_config=config.controller, warm_up_epochs=t.warm_up_epochs,
@@ -176,7 +178,7 @@ def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path)
     )  # fmt: skip
     shuffle = torch.Generator().manual_seed(t.seed + 1)
     loss_fn = torch.nn.CrossEntropyLoss()
-    for _ in range(t.warm_up_epochs + t.adaptation_epochs):
+    for _ in range(epochs):
         net.train()
         order = torch.randperm(data.x_train.shape[0], generator=shuffle)
         total = 0.0
@@ -192,6 +194,7 @@ def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path)
         with torch.no_grad():
             logits = net(data.x_val)
         acc = int((logits.argmax(dim=1) == data.y_val).sum()) / data.y_val.shape[0]
+        scheduler.step()
         grower.epoch_end(train_loss=total / order.shape[0], val_loss=float(loss_fn(logits, data.y_val)), val_acc=acc)
     rows = [{key: str(value) for key, value in record.row().items()} for record in recorder.records]
     with (tmp_path / "run" / "history.csv").open() as handle:

@@ -127,7 +127,8 @@ def test_plain_output_and_quiet(tiny_data, tmp_path):
     epochs = [line for line in lines if line.startswith("epoch ") and "/9 phase" in line]
     assert len(epochs) == 9
     # From the second epoch on, each line says how fast the run goes and when it should end.
-    assert re.search(r" seeds \d/3 active \(\d+\.\d epochs/s, ETA \d+:\d\d:\d\d\)$", epochs[1]), epochs[1]
+    # Two deep seeds, six width seeds (two per hidden layer) and a wide one.
+    assert re.search(r" seeds \d/9 active \(\d+\.\d epochs/s, ETA \d+:\d\d:\d\d\)$", epochs[1]), epochs[1]
     assert "== phase 2 (adaptation) begins at epoch 4 ==" in lines
     germinated = (
         "epoch 5: seed1_1 germinated: it shadow-trains on its layer's activations, the network's output untouched"
@@ -142,7 +143,7 @@ def test_plain_output_and_quiet(tiny_data, tmp_path):
     quiet = invoke("run", *TINY, "--output-dir", str(tmp_path), "--run-name", "quiet", "--quiet")
     assert quiet.exit_code == 0, quiet.output
     (line,) = quiet.stdout.splitlines()
-    assert line.startswith("quiet: val_acc ") and "seeds active 2/3" in line
+    assert line.startswith("quiet: val_acc ") and "seeds active 2/9" in line
 
 
 def test_config_yaml_reproduces_the_run_and_flags_override_it(tiny_data, tmp_path):

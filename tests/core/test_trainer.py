@@ -17,7 +17,14 @@ pytestmark = pytest.mark.usefixtures("tiny_data")
 def tiny_config(**sections):
     base = {
         "data": {"problem": "xor", "params": {"n_samples": 120}},
-        "model": {"hidden_dim": 8, "num_layers": 2, "seeds_per_layer": 1, "blueprint_options": {"hidden": 16}},
+        # Two deep seeds and a wide one (width seeds have tests of their own: test_width.py).
+        "model": {
+            "hidden_dim": 8,
+            "num_layers": 2,
+            "seeds_per_layer": 1,
+            "blueprint_options": {"hidden": 16},
+            "width_seeds": 0,
+        },
         "seeds": {"blend_steps": 3, "progress_thresh": 0.0, "buffer_size": 64},
         "controller": {"name": "periodic", "period": 2},
         "train": {"warm_up_epochs": 3, "adaptation_epochs": 8, "batch_size": 16, "seed": 7},
@@ -145,12 +152,23 @@ def test_a_raising_tracker_is_detached_and_the_run_goes_on(tmp_path, caplog):
     assert caplog.text.count("tracker 'flaky' failed") == 1
 
 
+class KilledAt(Tracker):
+    """Stops the run at the end of ``epoch``, before its checkpoint: the last one is the epoch before."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, record):
+        if record.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
 def test_in_process_resume_matches_an_uninterrupted_run(tmp_path):
     whole = Trainer(tiny_config(), tmp_path / "whole")
     expected = whole.run().metrics
 
-    partial = Trainer(tiny_config(train={"adaptation_epochs": 3}), tmp_path / "split")
-    partial.run()  # stops after 6 of 11 epochs, with a checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config(), tmp_path / "split", {"kill": KilledAt(7)}).run()  # checkpoint: epoch 6 of 11
     resumed = Trainer(tiny_config(), tmp_path / "split").run(resume=True).metrics
     for metrics in (expected, resumed):
         metrics.pop("wall_time_s")

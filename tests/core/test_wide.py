@@ -96,7 +96,8 @@ def test_a_model_file_keeps_the_wide_seeds(tmp_path):
 
 
 def test_fit_grows_width_and_no_transition_moves_the_output():
-    config = {**QUICK, "model": {"hidden_dim": 4, "num_layers": 1, "seeds_per_layer": 0, "wide_seeds": 2}}
+    model = {"hidden_dim": 4, "num_layers": 1, "seeds_per_layer": 0, "wide_seeds": 2, "width_seeds": 0}
+    config = {**QUICK, "model": model}
     torch.manual_seed(0)
     result = kaslite.fit(None, xor(), config=config)
     grown = {e["seed_id"]: e for e in result.events if e["event"] == "seed_transition" and e["to_state"] == "active"}

@@ -14,7 +14,7 @@ from kaslite.train import Trainer
 from kaslite.train.scores import measure_gradients
 
 from .test_fit import QUICK, xor
-from .test_trainer import tiny_config, transitions
+from .test_trainer import KilledAt, tiny_config, transitions
 
 pytestmark = pytest.mark.usefixtures("tiny_data")
 
@@ -141,7 +141,8 @@ def test_kaslite_run_grows_width_and_no_transition_moves_the_output(tmp_path):
 def test_a_killed_width_run_resumes_to_the_uninterrupted_result(tmp_path):
     config = {"model": {"seeds_per_layer": 0, "wide_seeds": 0, "width_seeds": 1}}
     whole = Trainer(tiny_config(**config), tmp_path / "whole").run().metrics
-    Trainer(tiny_config(train={"adaptation_epochs": 3}, **config), tmp_path / "split").run()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config(**config), tmp_path / "split", {"kill": KilledAt(7)}).run()  # in the middle of growth
     resumed = Trainer(tiny_config(**config), tmp_path / "split").run(resume=True).metrics
     for metrics in (whole, resumed):
         metrics.pop("wall_time_s")

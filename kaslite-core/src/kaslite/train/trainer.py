@@ -279,6 +279,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) and not self._scheduler_factory:
+                # A resume may lengthen the run: the configured schedule then decays over the new length.
+                self.scheduler.T_max = self.total_epochs
         self.elapsed = float(state["elapsed"])
         torch.set_rng_state(state["torch_rng"])
         self.batches.load_state_dict(state["data"])
