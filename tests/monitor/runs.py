@@ -17,8 +17,15 @@ from .exposition import parse, scrape
 # never improves by delta=1, so the plateau counter climbs to patience=2.
 KASMINA = {
     "data": {"problem": "xor", "params": {"n_samples": 200}},
-    # The mlp blueprint shadow-trains for several epochs, and no wide seed: the scenario above.
-    "model": {"hidden_dim": 8, "num_layers": 2, "seeds_per_layer": 1, "blueprint": "mlp", "wide_seeds": 0},
+    # The mlp blueprint shadow-trains for several epochs, and no wide or width seed: the scenario above.
+    "model": {
+        "hidden_dim": 8,
+        "num_layers": 2,
+        "seeds_per_layer": 1,
+        "blueprint": "mlp",
+        "wide_seeds": 0,
+        "width_seeds": 0,
+    },
     "seeds": {"blend_steps": 20, "progress_thresh": 0.3, "shadow_lr": 0.01, "buffer_size": 64},
     "controller": {"name": "kasmina", "patience": 2, "delta": 1.0, "acc_threshold": 1.0},
     "train": {"warm_up_epochs": 3, "adaptation_epochs": 12, "batch_size": 16, "seed": 0, "freeze_trunk": True},
