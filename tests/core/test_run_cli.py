@@ -226,7 +226,8 @@ def test_help_explains_drift_and_threads():
     text = " ".join(result.stdout.split())
     assert (
         "--drift-warn, --drift_warn FLOAT warn when a blending or active seed's drift, its share of the "
-        "network's output, goes above this while val loss is above where it was when the seed began blending "
+        "network's output, goes above this while val loss is 10% or more above where it was when the seed began "
+        "blending "
         "[seeds.drift_warn; default: 0.5]"
     ) in text
     assert "--threads INTEGER torch threads while training; 0: one for a small default MLP" in text

@@ -198,12 +198,14 @@ def test_a_drift_warning_needs_the_val_loss_to_have_risen_since_the_blend_began(
         seed.child.outer.weight.normal_()  # what training might make of it
     grower.epoch_end(val_loss=0.9)
     assert seed.drift > 0.1 and warnings == []  # a large share of the output, and the loss fell: growth
-    grower.epoch_end(val_loss=1.1)
-    grower.epoch_end(val_loss=1.2)  # still above: warned once per crossing
+    grower.epoch_end(val_loss=1.05)
+    assert warnings == []  # 5% above: noise, not a reason to act
+    grower.epoch_end(val_loss=1.2)
+    grower.epoch_end(val_loss=1.3)  # still above: warned once per crossing
     (warning,) = warnings
     assert (warning.kind, warning.seed_id, warning.value) == ("drift", "seed1_1", seed.drift)
     assert warning.message.startswith(f"seed1_1 drift {seed.drift:.3f} is above drift_warn 0.1: it makes up ")
-    assert "val loss rose from 1.0000 to 1.1000 since it began blending" in warning.message
+    assert "val loss rose from 1.0000 to 1.2000 since it began blending" in warning.message
 
 
 def test_a_start_failure_is_told_to_the_others_only_after_they_started(tmp_path):

@@ -97,7 +97,7 @@ class SeedConfig:
         metadata={
             "help": (
                 "warn when a blending or active seed's drift, its share of the network's output, goes above "
-                "this while val loss is above where it was when the seed began blending"
+                "this while val loss is 10% or more above where it was when the seed began blending"
             )
         },
     )

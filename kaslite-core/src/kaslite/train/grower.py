@@ -63,6 +63,9 @@ logger = logging.getLogger("kaslite.grower")
 # Prefixes torch's wrappers put before the wrapped module's names.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 GROWN_STATES = (SeedState.TRAINING, SeedState.BLENDING, SeedState.ACTIVE)
+# A drift warning needs the val loss this much (relatively) above where it was when the seed began
+# blending: epoch-to-epoch noise is not a reason to act.
+DRIFT_LOSS_RISE = 0.1
 
 
 class GrowthPolicyError(KasliteError):
@@ -408,12 +411,12 @@ class Grower:
 
     def _warn_about_drift(self, val_loss: float) -> None:
         """Warn about a seed that makes up more than ``drift_warn`` of the output while the val loss is
-        above where it was when the seed began blending: growth that may be hurting, worth acting on."""
+        10% or more above where it was when the seed began blending: growth that may be hurting."""
         for seed in self._seed_list:
             limit = seed.config.drift_warn
             start = self._loss_at_blend.get(seed.seed_id, math.inf)
             in_use = seed.state in (SeedState.BLENDING, SeedState.ACTIVE)
-            drifting = in_use and seed.drift > limit and val_loss > start
+            drifting = in_use and seed.drift > limit and val_loss > start * (1 + DRIFT_LOSS_RISE)
             # Warn when a seed crosses the threshold, not on every epoch it stays above it.
             if drifting and seed.seed_id not in self._drift_warned:
                 self._drift_warned.add(seed.seed_id)

@@ -28,7 +28,7 @@ REDRAW_S = 0.1  # the live dashboard's shortest interval between two drawings
 # What drift is, in the words the dashboard shows under the seeds.
 DRIFT_NOTE = (
     "drift: a blending or active seed's share of the network's output; kaslite warns when it is "
-    "above drift_warn ({limit}) and val loss rose since the seed began blending"
+    "above drift_warn ({limit}) and val loss rose 10% since the seed began blending"
 )
 
 
