@@ -119,8 +119,9 @@ class MorphogeneticNet(nn.Module):
             if value and trunk != "mlp":
                 kind = field.split("_")[0]
                 raise InvalidValue(f"model.{field}", value, f"must be 0 with the {trunk} trunk ({kind} seeds need mlp)")
-        if width_units < 1:
-            raise InvalidValue("model.width_units", width_units, "must be an integer >= 1")
+        for field, value in (("wide_units", wide_units), ("width_units", width_units)):
+            if value < 1:
+                raise InvalidValue(f"model.{field}", value, "must be an integer >= 1")
         spec = get_blueprint(blueprint)
         if (trunk == "cnn") != (blueprint == "conv") and blueprint in VECTOR_BLUEPRINTS | {"conv"}:
             fits = "conv" if trunk == "cnn" else ", ".join(sorted(VECTOR_BLUEPRINTS))

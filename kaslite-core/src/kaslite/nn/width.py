@@ -38,7 +38,7 @@ class WideBranch(nn.Module):
     def __init__(self, inputs: int, units: int, outputs: int) -> None:
         super().__init__()
         if units < 1:
-            raise InvalidValue("model.wide_units", units, "must be an integer >= 1")
+            raise InvalidValue("units", units, "must be an integer >= 1")
         self.inner = nn.Linear(inputs, units)
         self.outer = nn.Linear(units, outputs)
         nn.init.kaiming_normal_(self.inner.weight, nonlinearity="relu")
