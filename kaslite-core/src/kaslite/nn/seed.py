@@ -145,7 +145,7 @@ class SentinelSeed(nn.Module):
         self._batch_size = 1  # of the last observed batch: shadow steps use batches as big
         # The last training batch forward saw, for observe().
         self._seen: torch.Tensor | None = None
-        # While the growth driver measures expansion scores (kaslite.nn.scoring): the seed's input and
+        # While the growth driver measures expansion scores (kaslite.train.scores): the seed's input and
         # a zero tensor added where it writes, whose gradient is the loss gradient there.
         self._scoring = False
         self._score_tap: tuple[torch.Tensor, torch.Tensor] | None = None

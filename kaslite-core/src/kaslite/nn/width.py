@@ -11,7 +11,7 @@ Their fan-in is GradMax's (Evci et al., 2022): with ``V = 0`` the gradient
 seed writes. Linearising the ReLU, that is ``M·Wᵀ`` with ``M = Σ δ·[a; 1]ᵀ``,
 and the unit-norm rows of ``W`` that make it largest are the top right
 singular vectors of ``M``. The growth driver measures ``M`` on a batch (see
-:mod:`kaslite.nn.scoring`) and hands it to :meth:`WidthSeed.init_fan_in` at
+:mod:`kaslite.train.scores`) and hands its rows to :meth:`SentinelSeed.init_fan_in` at
 germination; the same ``M`` gives the seed's expansion score.
 
 :class:`WidenablePair` puts a width seed between two ``Linear`` layers of a
