@@ -80,7 +80,8 @@ class ExpandParams:
     """The ``expand`` policy's own settings (``--controller-param threshold=0.5``)."""
 
     # A candidate grows once its expansion score reaches this: the gradient its new parameters would
-    # receive, as a fraction of the gradient the whole network receives now.
+    # receive, as a fraction of the gradient the whole network receives now. 0.25: on a 12-wide default
+    # network (seeds 100-109), 1.0 stopped growing too early (0.961 against 0.982 mean val acc).
     threshold: float = attrs.field(default=0.25, validator=non_negative)
 
 
