@@ -150,6 +150,6 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (ratios against a baseline in the same process)."""
-    install(session, *PACKAGES.values(), extras=("matplotlib",))
+    install(session, *PACKAGES.values(), extras=("matplotlib", "mnist1d"))  # mnist1d: a growth bench task
     for script in sorted((ROOT / "bench").glob("*.py")):
         session.run("python", str(script), *session.posargs)
