@@ -51,6 +51,11 @@ class WideBranch(nn.Module):
         return out
 
 
+def with_bias(inputs: torch.Tensor) -> torch.Tensor:
+    """``[a; 1]`` for each row ``a``: a unit's fan-in and bias as one vector of weights."""
+    return torch.cat([inputs, inputs.new_ones(inputs.shape[0], 1)], dim=1)
+
+
 def gradmax_fan_in(current: torch.Tensor, inputs: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
     """GradMax's fan-in for new ReLU units: ``current`` ``(units, inputs + 1)`` rows of weights and bias,
     the leading ones replaced by the top singular directions of ``M = Σ δ·[a; 1]ᵀ``.
@@ -61,7 +66,7 @@ def gradmax_fan_in(current: torch.Tensor, inputs: torch.Tensor, deltas: torch.Te
     ``v`` from ``−v``) and the norm :data:`FAN_IN_NORM`. Units beyond the rank of
     ``M`` keep their current (Kaiming) fan-in: no random numbers are drawn.
     """
-    augmented = torch.cat([inputs, inputs.new_ones(inputs.shape[0], 1)], dim=1).double()
+    augmented = with_bias(inputs).double()
     deltas = deltas.double()
     _, sigma, vh = torch.linalg.svd(deltas.T @ augmented, full_matrices=False)
     useful = int((sigma > sigma[0] * 1e-6).sum()) if sigma.numel() and sigma[0] > 0 else 0

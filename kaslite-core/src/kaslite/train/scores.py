@@ -24,6 +24,7 @@ from torch import nn
 
 from kaslite.control.base import Candidate
 from kaslite.nn.seed import SentinelSeed, feature_axis, per_feature
+from kaslite.nn.width import with_bias
 
 # Rows of (input, gradient) pairs kept per candidate, for GradMax's sign choice at germination.
 MAX_ROWS = 4096
@@ -39,8 +40,7 @@ class GradientAt:
     @property
     def stats(self) -> torch.Tensor:
         """``M = Σ δ·[a; 1]ᵀ``, ``(outputs, inputs + 1)``."""
-        augmented = torch.cat([self.inputs, self.inputs.new_ones(self.inputs.shape[0], 1)], dim=1)
-        return self.deltas.T @ augmented
+        return self.deltas.T @ with_bias(self.inputs)
 
     def gain(self, units: int) -> float:
         """The squared gradient norm ``units`` new units with GradMax's fan-in would receive."""
