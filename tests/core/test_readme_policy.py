@@ -1,8 +1,6 @@
 """The growth-policy example in kaslite-core's README works exactly as printed."""
 
-import re
 import types
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,12 +10,11 @@ from kaslite.config import build_config
 from kaslite.testing import invoke
 from kaslite.train import Trainer
 
-README = Path(__file__).resolve().parents[2] / "kaslite-core" / "README.md"
+from .readme import README, readme_code
 
 
 def readme_policy_module() -> types.ModuleType:
-    text = README.read_text()
-    (code,) = re.findall(r"<!-- policy-example -->\n```python\n(.*?)```\n<!-- /policy-example -->", text, re.S)
+    code = readme_code("policy-example")
     assert 15 <= len(code.strip().splitlines()) <= 40
     module = types.ModuleType("my_policy")
     exec(compile(code, str(README), "exec"), module.__dict__)

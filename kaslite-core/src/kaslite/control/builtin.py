@@ -27,8 +27,15 @@ class Plateau:
         else:
             self.wait += 1
 
-    @property
-    def reached(self) -> bool:
+    def ready(self, obs: Observation) -> bool:
+        """Count the epoch just finished; True on a plateau with no seed in flight (training or blending).
+
+        While a seed is in flight the count starts over: growth under way gets time before a plateau.
+        """
+        self.update(obs.latest.val_loss)
+        if obs.in_state(*IN_FLIGHT):
+            self.wait = 0
+            return False
         return self.wait >= self.patience
 
     def restart(self, val_loss: float) -> None:
@@ -57,12 +64,8 @@ class KasminaController(Controller):
 
     def decide(self, obs: Observation) -> list[Action]:
         latest = obs.latest
-        self.plateau.update(latest.val_loss)
-        if obs.in_state(*IN_FLIGHT):
-            self.plateau.wait = 0  # growth in progress: give it time before judging a plateau
-            return []
         dormant = obs.in_state("dormant")
-        if not self.plateau.reached or latest.val_acc >= self.acc_threshold or not dormant:
+        if not self.plateau.ready(obs) or latest.val_acc >= self.acc_threshold or not dormant:
             return []
         self.plateau.restart(latest.val_loss)
         weakest = min(dormant, key=lambda seed: seed.health)
@@ -106,12 +109,8 @@ class ExpandController(Controller):
 
     def decide(self, obs: Observation) -> list[Action]:
         latest = obs.latest
-        self.plateau.update(latest.val_loss)
-        if obs.in_state(*IN_FLIGHT):
-            self.plateau.wait = 0
-            return []
         scored = [seed for seed in obs.in_state("dormant") if seed.score is not None]
-        if not self.plateau.reached or latest.val_acc >= self.acc_threshold or not scored:
+        if not self.plateau.ready(obs) or latest.val_acc >= self.acc_threshold or not scored:
             return []
         best = max(scored, key=lambda seed: seed.score or 0.0)
         if (best.score or 0.0) < self.threshold:
