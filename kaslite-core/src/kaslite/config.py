@@ -37,6 +37,15 @@ class DataConfig:
     )
 
 
+def mlp_only_seeds(count: int, help_text: str) -> Any:
+    """A number of seeds that only the mlp trunk has: ``count`` by default there, 0 with cnn."""
+    return attrs.field(
+        default=attrs.Factory(lambda self: count if self.trunk == "mlp" else 0, takes_self=True),
+        validator=integer_at_least(0),
+        metadata={"help": f"{help_text} (mlp trunk only) [default: {count} with the mlp trunk, 0 with cnn]"},
+    )
+
+
 @attrs.frozen
 class ModelConfig:
     """The trunk network and the blueprint its seeds grow."""
@@ -56,29 +65,13 @@ class ModelConfig:
     trunk: str = attrs.field(default="mlp", validator=one_of(("mlp", "cnn")))
     # One wide seed beside the deep ones on the mlp trunk: chosen on bench/growth.py's selection
     # seeds, where it rescued the runs whose trunk stalled early and cost nothing elsewhere.
-    wide_seeds: int = attrs.field(
-        default=attrs.Factory(lambda self: 1 if self.trunk == "mlp" else 0, takes_self=True),
-        validator=integer_at_least(0),
-        metadata={
-            "help": (
-                "seeds that grow width: each a hidden layer from the input straight to the output "
-                "(mlp trunk only) [default: 1 with the mlp trunk, 0 with cnn]"
-            )
-        },
+    wide_seeds: int = mlp_only_seeds(
+        1, "seeds that grow width: each a hidden layer from the input straight to the output"
     )
     wide_units: int = attrs.field(
         default=64, validator=integer_at_least(1), metadata={"help": "hidden units of each wide seed"}
     )
-    width_seeds: int = attrs.field(
-        default=attrs.Factory(lambda self: 2 if self.trunk == "mlp" else 0, takes_self=True),
-        validator=integer_at_least(0),
-        metadata={
-            "help": (
-                "seeds per hidden layer that each add width_units units to it (mlp trunk only) "
-                "[default: 2 with the mlp trunk, 0 with cnn]"
-            )
-        },
-    )
+    width_seeds: int = mlp_only_seeds(2, "seeds per hidden layer that each add width_units units to it")
     width_units: int = attrs.field(
         default=8, validator=integer_at_least(1), metadata={"help": "new units each width seed adds to its layer"}
     )
