@@ -23,13 +23,15 @@ tutorial (examples/plot_growing_container_tutorial.py):
   that left the model).
 
 Departures from the tutorial, all shared with the other arms of bench/growth.py: cross-entropy
-instead of MSE (classification), Adam instead of SGD, the given batch size for every pass.
+instead of MSE (classification), Adam instead of SGD, the given batch size for every pass, and
+the learning rate annealed over the run on kaslite's cosine schedule (one value per epoch).
 The tutorial calls `compute_optimal_updates()` with its defaults, which add the natural-gradient
 update of the existing weights (`compute_delta=True`); on spirals-hard that step inflates the
 weights (|w| in the hundreds) and every seed ends at chance (val acc 0.48-0.53), so the arm
 uses the documented TINY preset instead.
 """
 
+import math
 import time
 from typing import Any
 
@@ -61,6 +63,7 @@ def train_gromo(
     lr: float = 3e-3,
     hidden_layers: int = 4,
     num_classes: int | None = None,
+    cosine: bool = True,
 ) -> dict[str, Any]:
     """Grow and train a gromo GrowingMLP; return final val accuracy, parameter counts and wall time."""
     from gromo.containers.growing_mlp import GrowingMLP
@@ -99,6 +102,9 @@ def train_gromo(
         model.set_scaling_factor(SCALING_FACTORS[losses.index(min(losses))])
         model.apply_change()
 
+    def lr_at(epoch: int) -> float:  # CosineAnnealingLR's value in closed form
+        return lr * (1 + math.cos(math.pi * epoch / epochs)) / 2 if cosine else lr
+
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     params_max = model.number_of_parameters()
     growth_steps = 0
@@ -109,6 +115,8 @@ def train_gromo(
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             params_max = max(params_max, model.number_of_parameters())
         else:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(epoch)
             gradient_descent(model, shuffled, optimizer, scheduler=None, loss_function=loss_mean, device=cpu)
 
     model.eval()

@@ -203,6 +203,7 @@ class Grower:
         self.best_acc = -math.inf
         self.history: list[EpochMetrics] = []
         self._drift_warned: set[str] = set()
+        self._drift_measured: set[str] = set()  # active seeds whose drift this process has measured
         # Each growing seed's val loss when it began blending: a drift warning needs the loss to have risen.
         self._loss_at_blend: dict[str, float] = {}
         self._phase_announced = warm_up_epochs > 0  # phase 1 needs no announcement
@@ -262,7 +263,7 @@ class Grower:
         self.history.append(EpochMetrics(self.epoch, phase, float(train_loss), float(val_loss), float(val_acc)))
         made = self._start_trained_blends()
         self._loss_at_blend.update({event.seed_id: float(val_loss) for event in made})
-        self._measure_drift()
+        self._measure_drift(float(val_loss))
         self._warn_about_drift(float(val_loss))
         self._gradients, self._candidates = {}, {}
         if phase == 2 and self.controller.wants_scores and _is_rank_zero():
@@ -390,11 +391,23 @@ class Grower:
         ]
 
     @torch.no_grad()
-    def _measure_drift(self) -> None:
-        """Each blending or active seed's share of the output on the probe batch (``SentinelSeed.drift``)."""
+    def _measure_drift(self, val_loss: float) -> None:
+        """Each blending seed's share of the output on the probe batch (``SentinelSeed.drift``), and each
+        active one's when first seen active and while the val loss is above where it was at its
+        blend's start (when a drift warning can fire). Otherwise an active seed keeps its last
+        figure: one probe pass per seed and epoch would cost a tenth of a small network's training."""
         from kaslite.models.files import unwrap
 
-        in_use = [seed for seed in self._seed_list if seed.state in (SeedState.BLENDING, SeedState.ACTIVE)]
+        in_use = [
+            seed
+            for seed in self._seed_list
+            if seed.state is SeedState.BLENDING
+            or (
+                seed.state is SeedState.ACTIVE
+                and (seed.seed_id not in self._drift_measured or self._loss_has_risen(seed.seed_id, val_loss))
+            )
+        ]
+        self._drift_measured.update(seed.seed_id for seed in in_use if seed.state is SeedState.ACTIVE)
         model = unwrap(self.model)  # eager: switching a seed off must not recompile a compiled model
         full = self._probe_output(model) if in_use else None
         if full is None:
@@ -414,16 +427,19 @@ class Grower:
         10% or more above where it was when the seed began blending: growth that may be hurting."""
         for seed in self._seed_list:
             limit = seed.config.drift_warn
-            start = self._loss_at_blend.get(seed.seed_id, math.inf)
             in_use = seed.state in (SeedState.BLENDING, SeedState.ACTIVE)
-            drifting = in_use and seed.drift > limit and val_loss > start * (1 + DRIFT_LOSS_RISE)
+            drifting = in_use and seed.drift > limit and self._loss_has_risen(seed.seed_id, val_loss)
             # Warn when a seed crosses the threshold, not on every epoch it stays above it.
             if drifting and seed.seed_id not in self._drift_warned:
                 self._drift_warned.add(seed.seed_id)
-                message = drift_message(seed.seed_id, seed.drift, limit, start, val_loss)
+                message = drift_message(seed.seed_id, seed.drift, limit, self._loss_at_blend[seed.seed_id], val_loss)
                 self.trackers.emit("on_warning", RunWarning(self.epoch, "drift", message, seed.seed_id, seed.drift))
             elif not drifting:
                 self._drift_warned.discard(seed.seed_id)
+
+    def _loss_has_risen(self, seed_id: str, val_loss: float) -> bool:
+        """Is ``val_loss`` 10% or more above the val loss when ``seed_id`` began blending?"""
+        return val_loss > self._loss_at_blend.get(seed_id, math.inf) * (1 + DRIFT_LOSS_RISE)
 
     # -- transitions ---------------------------------------------------------------
 

@@ -50,6 +50,17 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 
+def default_optimizer(params: Iterable[Any], lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """kaslite's optimizer: Adam, fused where PyTorch has a fused kernel (CPU and CUDA).
+
+    A small network's step is mostly per-tensor overhead, and a grown network has
+    many small tensors: fused Adam steps one three times faster than foreach on CPU.
+    """
+    if device.type in ("cpu", "cuda"):
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present; asking for an absent device is a one-line error."""
     if name == "auto":
@@ -188,11 +199,7 @@ class Trainer:
         self.net.to(self.device)
         # One optimizer over every parameter, children included: dormant children get no
         # gradient, so growth never rebuilds it and a scheduler covers every parameter.
-        # foreach: the same numbers as the default single-tensor loop, in fewer calls (it is already
-        # the default on CUDA); a small network's step is mostly per-call overhead.
-        make_optimizer = self._optimizer_factory or (
-            lambda params: torch.optim.Adam(params, lr=cfg.train.lr, foreach=True)
-        )
+        make_optimizer = self._optimizer_factory or (lambda params: default_optimizer(params, cfg.train.lr, self.device))
         self.optimizer = make_optimizer(self._param_groups())
         self.scheduler = self._make_scheduler()
         self.grower = Grower(
