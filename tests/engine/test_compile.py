@@ -74,3 +74,18 @@ def test_a_compiled_wide_seed_grows_with_a_few_graphs_and_agrees_with_eager():
     assert counters["frames"]["total"] == counters["frames"]["ok"]
     with torch.no_grad():
         assert torch.allclose(compiled(x_val), net(x_val), atol=1e-5)
+
+
+def test_compiled_width_growth_costs_a_few_graphs_and_agrees_with_eager():
+    torch.manual_seed(0)
+    # One width seed in the input layer and one in the hidden layer: two growths of 4 units.
+    net = MorphogeneticNet(2, 8, 1, 0, 2, seed_config=SeedConfig(blend_steps=4), width_seeds=1, width_units=4)
+    compiled, x_val, graphs_per_epoch, _ = grow_compiled(net, epochs=10)
+    assert [seed.state.value for seed in net.seeds.values()] == ["active", "active"]
+    # As a deep or wide seed does, each width seed adds a training graph when germinated and when its
+    # units come into use, and an eval graph once in use: the README's bound, 3 per seed + 2.
+    assert counters["stats"]["unique_graphs"] == 3 * 2 + 2, graphs_per_epoch
+    assert graphs_per_epoch[-3:] == [graphs_per_epoch[-1]] * 3
+    assert counters["frames"]["total"] == counters["frames"]["ok"]
+    with torch.no_grad():
+        assert torch.allclose(compiled(x_val), net(x_val), atol=1e-5)
