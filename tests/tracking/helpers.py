@@ -82,3 +82,22 @@ def kaslite_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> sub
     return subprocess.run(
         [sys.executable, "-m", "kaslite", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
     )
+
+
+def read_events(log_dir: Path) -> Any:
+    """A TensorBoard log folder's events, read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def texts(accumulator: Any, tag: str) -> list[tuple[int, str]]:
+    """The text logged under ``tag`` (``SummaryWriter.add_text`` files it as ``tag/text_summary``)."""
+    from tensorboard.util.tensor_util import make_ndarray
+
+    return [
+        (event.step, make_ndarray(event.tensor_proto).item().decode())
+        for event in accumulator.Tensors(f"{tag}/text_summary")
+    ]

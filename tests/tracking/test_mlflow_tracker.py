@@ -26,7 +26,7 @@ from kaslite_tracking import mlflow_tracker
 from kaslite_tracking.mlflow_tracker import register_model
 from kaslite_tracking.options import MlflowOptions
 
-from .helpers import TINY, kaslite_cli, tiny_config, use_tiny_data
+from .helpers import TINY, copy_store, kaslite_cli, read_events, texts, tiny_config, use_tiny_data
 
 EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "best_acc")
 
@@ -521,3 +521,43 @@ def test_a_stop_after_the_mlflow_run_ended_leaves_it_finished_and_registered(sto
     (run,) = kaslite_runs(client)
     assert run.info.status == "FINISHED" and "kaslite.stopped" not in run.data.tags
     assert [v.run_id for v in client.search_model_versions("name = 'kaslite'")] == [run.info.run_id]
+
+
+def test_an_expand_run_logs_each_candidates_score_and_what_grew_to_mlflow_and_tensorboard(
+    tmp_path, store_template, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the store's artifacts go beside it
+    uri = copy_store(store_template, tmp_path)
+    # Every candidate clears threshold 0, so the policy grows one whenever the loss stalls for an epoch.
+    policy = {"name": "expand", "patience": 1, "delta": 1.0, "options": {"threshold": 0.0}}
+    config = attrs.evolve(tiny_config(), controller=build_config({"controller": policy}).controller)
+    use_tiny_data()
+    settings = {"tracking_uri": uri}
+    run_experiment(
+        config, tmp_path / "results", "expand", ["json", "tensorboard", "mlflow"], quiet=True, tracker_settings=settings
+    )
+    decisions = [
+        json.loads(line)
+        for line in (tmp_path / "results" / "expand" / "events.jsonl").read_text().splitlines()
+        if json.loads(line)["event"] == "growth_decision"
+    ]
+    assert decisions, "the expand policy measured no scores"
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = kaslite_runs(client)
+    for candidate in decisions[0]["candidates"]:
+        history = metric_history(client, run.info.run_id, f"expansion_score.{candidate['seed_id']}")
+        assert (decisions[0]["epoch"], pytest.approx(candidate["score"])) in history
+    grown = {seed_id: str(d["epoch"]) for d in decisions for seed_id in d["chosen"]}
+    assert grown, "nothing grew"
+    tags = run.data.tags
+    assert {key: tags[key] for key in tags if key.startswith("kaslite.growth.")} == {
+        f"kaslite.growth.{seed_id}": epoch for seed_id, epoch in grown.items()
+    }
+    # TensorBoard: the same scores as scalars, and one line of text per decision.
+    events = read_events(tmp_path / "runs" / "expand")
+    first = decisions[0]["candidates"][0]
+    logged = [(e.step, e.value) for e in events.Scalars(f"seed/{first['seed_id']}/expansion_score")]
+    assert (decisions[0]["epoch"], pytest.approx(first["score"], rel=1e-6)) in logged
+    lines = texts(events, "growth/decisions")
+    assert [step for step, _ in lines] == [d["epoch"] for d in decisions]
+    assert lines[0][1].startswith(f"epoch {decisions[0]['epoch']}: grew ")

@@ -4,12 +4,10 @@ import csv
 import json
 
 import numpy as np
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.util.tensor_util import make_ndarray
 
 from kaslite.train.runner import run_experiment
 
-from .helpers import tiny_config, use_tiny_data
+from .helpers import read_events, texts, tiny_config, use_tiny_data
 
 SCALARS = {
     "train/loss": "train_loss",
@@ -17,20 +15,6 @@ SCALARS = {
     "validation/accuracy": "val_acc",
     "validation/best_acc": "best_acc",
 }
-
-
-def read_events(log_dir):
-    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
-    accumulator.Reload()
-    return accumulator
-
-
-def texts(accumulator, tag):
-    """The text logged under ``tag`` (``SummaryWriter.add_text`` files it as ``tag/text_summary``)."""
-    return [
-        (event.step, make_ndarray(event.tensor_proto).item().decode())
-        for event in accumulator.Tensors(f"{tag}/text_summary")
-    ]
 
 
 def test_scalars_per_epoch_match_the_history(trained):
@@ -47,6 +31,7 @@ def test_scalars_per_epoch_match_the_history(trained):
 def test_phase_and_seed_events_as_text(trained):
     events = read_events(trained.root / "runs" / "shared")
     assert sorted(events.Tags()["tensors"]) == [
+        "growth/decisions/text_summary",
         "phase/transitions/text_summary",
         "seed/seed1_1/events/text_summary",
         "seed/seed2_1/events/text_summary",
@@ -70,6 +55,14 @@ def test_phase_and_seed_events_as_text(trained):
     assert next(text for _, text in expected["seed1_1"] if "→" in text) == germination
     for seed_id, seed_events in expected.items():
         assert texts(events, f"seed/{seed_id}/events") == seed_events
+    # The periodic policy measures no scores: one line per germination.
+    logged = [json.loads(line) for line in (trained.run_dir / "events.jsonl").read_text().splitlines()]
+    grew = [
+        (e["epoch"], f"epoch {e['epoch']}: grew {', '.join(e['chosen'])} (scores: no scores)")
+        for e in logged
+        if e["event"] == "growth_decision"
+    ]
+    assert texts(events, "growth/decisions") == grew == [(5, "epoch 5: grew seed1_1 (scores: no scores)"), *grew[1:]]
 
 
 def test_tensorboard_dir_flag_and_run_name(tmp_path, monkeypatch):

@@ -2,9 +2,12 @@
 
 Params: every config field (``seeds.blend_steps``, ...). Metrics per epoch,
 with the epoch as step: ``train_loss``, ``val_loss``, ``val_acc``,
-``best_acc``, ``seed_alpha.<seed id>``; at the end ``final.<name>`` for each
-final metric. Tags: ``kaslite.phase`` (and ``kaslite.phase<N>_start_epoch``),
-``kaslite.seed.<id>`` (latest state) and ``kaslite.germination.<id>`` (epoch).
+``best_acc``, ``seed_alpha.<seed id>``, and ``expansion_score.<seed id>`` for
+each candidate of a policy that measures scores; at the end ``final.<name>``
+for each final metric. Tags: ``kaslite.phase`` (and
+``kaslite.phase<N>_start_epoch``), ``kaslite.seed.<id>`` (latest state),
+``kaslite.germination.<id>`` (epoch) and ``kaslite.growth.<id>`` (the epoch whose
+decision grew it).
 Artifacts: the run dir's config.yaml, history.csv, events.jsonl, metrics.json,
 timing.json, the TensorBoard logs under ``tensorboard/``, and the model (see
 :mod:`kaslite_tracking.model_logging`). A sweep's trials (``run.labels`` with
@@ -31,6 +34,7 @@ from typing import Any
 from kaslite.config import flatten
 from kaslite.train.events import (
     EpochRecord,
+    GrowthDecision,
     ModelReady,
     PhaseChange,
     RunContext,
@@ -371,6 +375,16 @@ class MlflowTracker(Tracker):
         self._pending.extend(_epoch_metrics(values, record.epoch))
         if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
             self._flush()
+
+    def on_growth_decision(self, event: GrowthDecision) -> None:
+        # Each candidate's expansion score as a metric over epochs; what grew, as a tag per seed.
+        self._raise_start_failure()
+        if event.epoch <= self._logged_through:
+            return
+        scores = {f"expansion_score.{c.seed_id}": c.score for c in event.candidates}
+        self._pending.extend(_epoch_metrics(scores, event.epoch))
+        for seed_id in event.chosen:
+            self._pending_tags[f"kaslite.growth.{seed_id}"] = str(event.epoch)
 
     def on_phase_change(self, event: PhaseChange) -> None:
         self._raise_start_failure()

@@ -1,8 +1,9 @@
 """The ``tensorboard`` tracker: event files under ``TENSORBOARD_DIR/RUN_NAME/``.
 
 Scalars ``train/loss``, ``validation/loss``, ``validation/accuracy``,
-``validation/best_acc`` and ``seed/<id>/alpha`` per epoch; text
-``phase/transitions`` and ``seed/<id>/events`` (``SummaryWriter.add_text``
+``validation/best_acc`` and ``seed/<id>/alpha`` per epoch, and
+``seed/<id>/expansion_score`` where the policy measures scores; text
+``phase/transitions``, ``growth/decisions`` and ``seed/<id>/events`` (``SummaryWriter.add_text``
 files them as ``<tag>/text_summary``). Files are flushed every epoch, so
 TensorBoard follows a run live and a killed run keeps what it logged.
 """
@@ -10,7 +11,15 @@ TensorBoard follows a run live and a killed run keeps what it logged.
 from pathlib import Path
 from typing import Any
 
-from kaslite.train.events import EpochRecord, PhaseChange, RunContext, RunSummary, RunWarning, SeedTransition
+from kaslite.train.events import (
+    EpochRecord,
+    GrowthDecision,
+    PhaseChange,
+    RunContext,
+    RunSummary,
+    RunWarning,
+    SeedTransition,
+)
 from kaslite.train.tracker import Tracker
 
 PHASE_NAMES = {1: "warm-up", 2: "adaptation"}
@@ -50,6 +59,13 @@ class TensorBoardTracker(Tracker):
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, record.epoch)
         self.writer.flush()
+
+    def on_growth_decision(self, event: GrowthDecision) -> None:
+        for candidate in event.candidates:
+            self.writer.add_scalar(f"seed/{candidate.seed_id}/expansion_score", candidate.score, event.epoch)
+        ranked = ", ".join(f"{c.seed_id} {c.score:.3g}" for c in event.candidates) or "no scores"
+        chosen = ", ".join(event.chosen) or "nothing"
+        self._text("growth/decisions", f"epoch {event.epoch}: grew {chosen} (scores: {ranked})", event.epoch)
 
     def on_phase_change(self, event: PhaseChange) -> None:
         text = (
