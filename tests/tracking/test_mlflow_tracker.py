@@ -6,6 +6,8 @@ import logging
 import math
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -561,3 +563,22 @@ def test_an_expand_run_logs_each_candidates_score_and_what_grew_to_mlflow_and_te
     lines = texts(events, "growth/decisions")
     assert [step for step, _ in lines] == [d["epoch"] for d in decisions]
     assert lines[0][1].startswith(f"epoch {decisions[0]['epoch']}: grew ")
+
+
+def test_two_runs_started_at_once_on_a_fresh_store_both_finish(env, tmp_path):
+    # Each process creates the new mlflow.db's schema on first use; without the lock around it, one of
+    # them loses the race on MLflow's migration and its tracker is detached mid-run.
+    args = [sys.executable, "-m", "kaslite", "run", *TINY, "--tracker", "json", "--tracker", "mlflow", "--no-register"]
+    procs = [
+        subprocess.Popen([*args, "--run-name", name], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        for name in ("first", "second")
+    ]
+    errors = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], errors
+    assert errors == ["", ""]  # no tracker detached
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = kaslite_runs(client)
+    assert sorted((run.info.run_name, run.info.status) for run in runs) == [
+        ("first", "FINISHED"),
+        ("second", "FINISHED"),
+    ]

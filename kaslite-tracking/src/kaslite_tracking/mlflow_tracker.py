@@ -45,7 +45,14 @@ from kaslite.train.events import (
 )
 from kaslite.train.tracker import Tracker
 from kaslite_tracking.options import MlflowOptions
-from kaslite_tracking.store import StoreError, check_store, mlflow_env, resolve_tracking_uri, store_errors
+from kaslite_tracking.store import (
+    StoreError,
+    check_store,
+    first_use_lock,
+    mlflow_env,
+    resolve_tracking_uri,
+    store_errors,
+)
 
 logger = logging.getLogger("kaslite.tracking")
 
@@ -252,8 +259,9 @@ class MlflowTracker(Tracker):
             from mlflow import MlflowClient
 
             check_store(self.tracking_uri)
-            self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-            self.experiment_id = self._experiment()
+            with first_use_lock(self.tracking_uri):  # opening a new store creates its schema
+                self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                self.experiment_id = self._experiment()
             if "sweep_id" in self.labels:
                 self.parent_run_id = self._sweep_parent(self.labels["sweep_id"])
             run_dir = str(Path(run.run_dir).resolve())

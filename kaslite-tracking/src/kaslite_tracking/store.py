@@ -83,6 +83,36 @@ def check_store(uri: str, must_exist: bool = False) -> None:
 
 
 @contextlib.contextmanager
+def first_use_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's path while this process first opens the store.
+
+    MLflow creates and migrates a new database's schema on first use; two
+    processes doing it at once race, and the loser fails with "Online migration
+    expected to match one row ... 'alembic_version'". The lock file sits in the
+    temp folder, named after the database's absolute path, so nothing is left
+    beside the store. No lock for other stores, nor where ``fcntl`` is missing.
+    """
+    path = sqlite_path(uri)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent first use is left to chance there
+        fcntl = None  # type: ignore[assignment]
+    if path is None or fcntl is None:
+        yield
+        return
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"kaslite-mlflow-{digest}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def mlflow_env() -> Iterator[None]:
     """Bounded HTTP waits, no progress bars and no INFO chatter from MLflow, for the duration."""
     import mlflow  # noqa: F401  (first: importing it configures its loggers, which would undo the level below)
