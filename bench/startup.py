@@ -141,10 +141,9 @@ def main() -> None:
         shown = {key: value for key, value in times.items() if value >= 0.01}
         for key, value in sorted(shown.items(), key=lambda item: -item[1]):
             print(f"  {value:8.2f} s  {key}")
-        if len(shown) < len(times):
-            print(
-                f"  {sum(times.values()) - sum(shown.values()):8.2f} s  {len(times) - len(shown)} more under 10 ms each"
-            )
+        rest = [value for key, value in times.items() if key not in shown]
+        if rest:
+            print(f"  {sum(rest):8.2f} s  {len(rest)} more under 10 ms each")
 
 
 if __name__ == "__main__":
