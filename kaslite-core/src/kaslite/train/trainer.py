@@ -199,7 +199,9 @@ class Trainer:
         self.net.to(self.device)
         # One optimizer over every parameter, children included: dormant children get no
         # gradient, so growth never rebuilds it and a scheduler covers every parameter.
-        make_optimizer = self._optimizer_factory or (lambda params: default_optimizer(params, cfg.train.lr, self.device))
+        make_optimizer = self._optimizer_factory or (
+            lambda params: default_optimizer(params, cfg.train.lr, self.device)
+        )
         self.optimizer = make_optimizer(self._param_groups())
         self.scheduler = self._make_scheduler()
         self.grower = Grower(
