@@ -163,8 +163,10 @@ class SentinelSeed(nn.Module):
     @property
     def drift(self) -> float:
         """The seed's share of the network's output, in [0, 1): ``‖f − f₀‖ / (‖f − f₀‖ + ‖f₀‖)`` on the growth
-        driver's probe batch, where ``f₀`` is the output without this seed. Measured after each epoch while
-        the seed blends or is active, the same way for every kind of seed; 0 before."""
+        driver's probe batch, where ``f₀`` is the output without this seed. Measured the same way for every
+        kind of seed after each epoch while it blends; once it is active, at the first epoch's end and
+        whenever the val loss is 10% above where it was when its blend began (when a drift warning can
+        fire), keeping the last figure in between; 0 before."""
         return float(self._drift)
 
     @property
