@@ -24,7 +24,7 @@ from torch import nn
 
 from kaslite.config import ExperimentConfig
 from kaslite.train.threads import auto_threads
-from kaslite.train.trainer import build_net
+from kaslite.train.trainer import build_net, default_optimizer
 
 SIZES = [(16, 32), (64, 32), (64, 256), (256, 32), (256, 256), (1024, 32), (1024, 256)]  # (hidden_dim, batch)
 
@@ -35,7 +35,7 @@ def stepper(hidden: int, batch: int) -> tuple[int, "object"]:
     config = attrs.evolve(config, model=attrs.evolve(config.model, hidden_dim=hidden))
     torch.manual_seed(0)
     net = build_net(config, input_dim=2, num_classes=2)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, foreach=True)  # as the trainer steps
+    optimizer = default_optimizer(net.parameters(), 1e-3, torch.device("cpu"))  # as the trainer steps
     loss_fn = nn.CrossEntropyLoss()
     x, y = torch.randn(batch, 2), torch.randint(0, 2, (batch,))
 
