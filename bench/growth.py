@@ -442,19 +442,22 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
     tasks = list(dict.fromkeys(r["task"] for r in records))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for arm, marker in zip(ARMS, "o*s^Dvp+x", strict=True):
+        for index, (arm, marker) in enumerate(zip(ARMS, "o*s^Dvp+x", strict=True)):
             rows = [r for r in records if r["task"] == task and r["arm"] == arm]
-            if rows:
-                ax.scatter(
-                    [r["params"] for r in rows], [r["val_acc"] for r in rows], marker=marker, s=16, alpha=0.6, label=arm
-                )
+            if rows:  # one colour and marker per arm in every panel, whichever arms a task runs
+                x, y = [r["params"] for r in rows], [r["val_acc"] for r in rows]
+                ax.scatter(x, y, marker=marker, color=f"C{index}", s=16, alpha=0.6, label=arm)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(task)
         ax.set_xlabel("parameters")
         ax.set_ylabel("val acc")
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    legend: dict[str, Any] = {}  # every arm of every panel, once
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=len(legend), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
 
 
