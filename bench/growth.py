@@ -36,7 +36,8 @@ Writes bench/results/growth.json (one record per task, arm and seed), growth.md 
 growth-pareto.png (val acc against parameters, a marker per arm and seed).
 
     python bench/growth.py --jobs 2                 # seeds 0-9, every task but digits-cnn, each with its arms
-    python bench/growth.py --tasks spirals-hard --arms periodic from-scratch --jobs 2   # other arms on request
+    python bench/growth.py --tasks spirals-hard --arms periodic never from-scratch --out /tmp/arms   # other arms
+                                                    # (into another folder: a task's rows there are replaced)
     python bench/growth.py --tasks digits-cnn --jobs 2   # the CNN on digits (seeds 0-4); other tasks' rows kept
     python bench/growth.py --select --jobs 2        # re-choose static-same-params' and sweep's shapes (seeds 10-19)
 """
