@@ -46,6 +46,20 @@ def outside(epochs: list[str], folder: Path) -> dict[str, float]:
     return times
 
 
+def timed(seconds: dict[str, float], key: str, function: Any) -> Any:
+    """``function``, adding the seconds each call takes to ``seconds[key]``."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            seconds[key] += time.perf_counter() - started
+
+    return wrapper
+
+
 class TimedTracker:
     """A tracker whose hooks add their seconds to ``seconds["<tracker>.<hook>"]``."""
 
@@ -56,28 +70,7 @@ class TimedTracker:
         value = getattr(self._tracker, attribute)
         if not callable(value) or not (attribute.startswith("on_") or attribute in ("close", "where")):
             return value
-
-        @functools.wraps(value)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return value(*args, **kwargs)
-            finally:
-                self._seconds[f"{self._name}.{attribute}"] += time.perf_counter() - started
-
-        return timed
-
-
-def timed(seconds: dict[str, float], key: str, function: Any) -> Any:
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            seconds[key] += time.perf_counter() - started
-
-    return wrapper
+        return timed(self._seconds, f"{self._name}.{attribute}", value)
 
 
 def inside(epochs: list[str], folder: Path) -> dict[str, float]:
