@@ -148,6 +148,18 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def figure(session: nox.Session) -> None:
+    """docs/default-run.png, the README's picture of the default run (`kaslite run --seed 0`, `kaslite plot`)."""
+    import tempfile
+
+    install(session, "kaslite-datasets", extras=("matplotlib",))
+    with tempfile.TemporaryDirectory() as folder:
+        run = ["--seed", "0", "--threads", "1", "--tracker", "json", "--output-dir", folder, "--run-name", "default"]
+        session.run("kaslite", "run", *run, "--quiet")
+        session.run("kaslite", "plot", str(Path(folder) / "default"), "-o", str(ROOT / "docs" / "default-run.png"))
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (ratios against a baseline in the same process)."""
     install(session, *PACKAGES.values(), extras=("matplotlib", "mnist1d"))  # mnist1d: a growth bench task

@@ -20,6 +20,7 @@ from kaslite.config import build_config, flatten, load_yaml
 from kaslite.control.base import Controller
 from kaslite.errors import RunStopped
 from kaslite.hookspecs import ControllerSpec, TrackerSpec
+from kaslite.plot import load_run, png_bytes, run_figure
 from kaslite.testing import invoke
 from kaslite.train import Tracker
 from kaslite.train.grower import GrowthPolicyError
@@ -83,7 +84,9 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
     assert tags["kaslite.run_dir"] == str(trained.run_dir)
 
     top = {artifact.path for artifact in client.list_artifacts(trained.run_id)}
-    assert top == {"config.yaml", "history.csv", "events.jsonl", "metrics.json", "timing.json", "tensorboard"}
+    assert top == {
+        "config.yaml", "history.csv", "events.jsonl", "metrics.json", "timing.json", "tensorboard", "growth.png"
+    }  # fmt: skip
     (event_file,) = client.list_artifacts(trained.run_id, "tensorboard")
     assert event_file.path.startswith("tensorboard/events.out.tfevents.")
     local = client.download_artifacts(trained.run_id, "", str(tmp_path))
@@ -91,6 +94,8 @@ def test_params_metrics_tags_and_artifacts(trained, tmp_path):
         assert (tmp_path / name).read_bytes() == (trained.run_dir / name).read_bytes(), name
     assert json.loads((tmp_path / "metrics.json").read_text()) == trained.metrics()
     assert local == str(tmp_path)
+    # The run's figure: the very picture `kaslite plot` draws from the run's folder.
+    assert (tmp_path / "growth.png").read_bytes() == png_bytes(run_figure([load_run(trained.run_dir)]))
 
     (model_output,) = run.outputs.model_outputs
     assert tags["kaslite.model_id"] == model_output.model_id
@@ -113,6 +118,48 @@ def test_registered_version_tags_and_staging_alias(trained):
     assert version.tags["kaslite.staging.assigned_by"] == "auto"
     run_tags = client.get_run(trained.run_id).data.tags
     assert (run_tags["kaslite.registered_version"], run_tags["kaslite.registered_alias"]) == ("1", "staging")
+
+
+def test_the_figure_is_drawn_once_for_both_trackers_and_a_failing_figure_loses_nothing(store, monkeypatch, caplog):
+    from kaslite.plot import tracking
+
+    use_tiny_data()
+    settings = {"tracking_uri": store, "register": False}
+    drawn, draw = [], tracking._draw
+    monkeypatch.setattr(tracking, "_draw", lambda summary: drawn.append(summary) or draw(summary))
+    trackers = ["json", "tensorboard", "mlflow"]
+    run_experiment(tiny_config(), "out", "once", trackers, quiet=True, tracker_settings=settings)
+    assert len(drawn) == 1 and drawn[0].run_name == "once" and len(drawn[0].history) == 9
+    assert tracking._helper is None  # its helper drew, and is gone
+
+    # A helper that cannot draw (here: it exits with a message, as one without matplotlib would).
+    monkeypatch.setattr(tracking, "HELPER", [sys.executable, "-c", "import sys; sys.exit('no figure today')"])
+    with caplog.at_level(logging.WARNING, logger="kaslite.plot"):
+        summary = run_experiment(tiny_config(), "out", "broken", trackers, quiet=True, tracker_settings=settings)
+    assert "kaslite: no run figure: no figure today" in caplog.text
+    client = MlflowClient(tracking_uri=store)
+    run = next(r for r in kaslite_runs(client) if r.info.run_name == "broken")
+    assert run.info.status == "FINISHED" and run.data.metrics["final.val_acc"] == summary.metrics["val_acc"]
+    assert "growth.png" not in {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+
+
+def test_a_failed_run_leaves_no_figure_helper_behind(store, monkeypatch):
+    from kaslite.plot import tracking
+
+    use_tiny_data()
+    kaslite.get_plugin_manager().register(BrokenPolicy(), name="broken")
+    helpers = []
+    popen = tracking.subprocess.Popen
+    monkeypatch.setattr(tracking.subprocess, "Popen", lambda *a, **k: helpers.append(popen(*a, **k)) or helpers[-1])
+    config = tiny_config()
+    config = attrs.evolve(config, controller=attrs.evolve(config.controller, name="broken"))
+    settings = {"tracking_uri": store, "register": False}
+    with pytest.raises(RunStopped):
+        run_experiment(
+            config, "out", "failed", ["json", "tensorboard", "mlflow"], quiet=True, tracker_settings=settings
+        )
+    (helper,) = helpers  # one for both trackers, stopped when they closed
+    assert helper.returncode is not None and tracking._helper is None
 
 
 def test_thresholds_decide_registration(store, monkeypatch):

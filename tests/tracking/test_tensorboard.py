@@ -1,10 +1,13 @@
 """The tensorboard tracker's event files, read back with TensorBoard's own event reader."""
 
 import csv
+import io
 import json
 
 import numpy as np
+from PIL import Image
 
+from kaslite.plot import load_run, png_bytes, run_figure
 from kaslite.train.runner import run_experiment
 
 from .helpers import read_events, texts, tiny_config, use_tiny_data
@@ -26,6 +29,17 @@ def test_scalars_per_epoch_match_the_history(trained):
         logged = [(event.step, event.value) for event in events.Scalars(tag)]
         # TensorBoard keeps scalars as float32.
         assert logged == [(int(row["epoch"]), float(np.float32(row[column]))) for row in rows], tag
+
+
+def test_the_run_figure_is_an_image_at_the_last_epoch(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trained.root / "runs" / "shared"), size_guidance={"images": 0})
+    events.Reload()
+    (image,) = events.Images("run/growth")
+    expected = Image.open(io.BytesIO(png_bytes(run_figure([load_run(trained.run_dir)])))).convert("RGB")
+    assert image.step == 9 and (image.width, image.height) == expected.size
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(image.encoded_image_string))), np.asarray(expected))
 
 
 def test_phase_and_seed_events_as_text(trained):

@@ -255,6 +255,9 @@ class MlflowTracker(Tracker):
             raise failure
 
     def _start(self, run: RunContext) -> None:
+        from kaslite.plot.tracking import prepare
+
+        prepare()  # the figure logged at the run's end
         with self._store():
             from mlflow import MlflowClient
 
@@ -447,6 +450,7 @@ class MlflowTracker(Tracker):
         self._pending.extend(finals)
         with self._store():
             self._log_files(Path(summary.run_dir), summary.metrics)
+            self._log_figure(summary)
             # A sweep's trials never register themselves: at most its best one is, when the sweep ends.
             if self.options.register and self.model_id is not None and "sweep_id" not in self.labels:
                 self._register(summary.metrics)
@@ -455,6 +459,19 @@ class MlflowTracker(Tracker):
             self.client.set_terminated(self.run_id, "FINISHED")  # a sweep's parent ends with the sweep
             self._ended = True
             self.status = "FINISHED"
+
+    def _log_figure(self, summary: RunSummary) -> None:
+        """The run's figure (``kaslite plot``'s) as the artifact growth.png."""
+        import tempfile
+
+        from kaslite.plot.tracking import FIGURE_NAME, summary_png
+
+        png = summary_png(summary)
+        if png is None:
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / FIGURE_NAME).write_bytes(png)
+            self.client.log_artifact(self.run_id, str(Path(folder) / FIGURE_NAME))
 
     def _log_files(self, run_dir: Path, metrics: dict[str, Any]) -> None:
         from kaslite.train.trackers.files import run_files_content
@@ -508,6 +525,9 @@ class MlflowTracker(Tracker):
         return places
 
     def close(self) -> None:
+        from kaslite.plot.tracking import release
+
+        release()  # the figure's helper, when the run ended without drawing
         # A run whose driver never sent on_run_end nor on_run_failed; after a
         # store failure there is nothing to tell the store.
         if self.run_id is None or self._ended or self._failed:

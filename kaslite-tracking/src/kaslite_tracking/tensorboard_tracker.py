@@ -4,7 +4,8 @@ Scalars ``train/loss``, ``validation/loss``, ``validation/accuracy``,
 ``validation/best_acc`` and ``seed/<id>/alpha`` per epoch, and
 ``seed/<id>/expansion_score`` where the policy measures scores; text
 ``phase/transitions``, ``growth/decisions`` and ``seed/<id>/events`` (``SummaryWriter.add_text``
-files them as ``<tag>/text_summary``). Files are flushed every epoch, so
+files them as ``<tag>/text_summary``); at the run's end, the run's figure as the image
+``run/growth`` (``kaslite plot``'s). Files are flushed every epoch, so
 TensorBoard follows a run live and a killed run keeps what it logged.
 """
 
@@ -23,6 +24,7 @@ from kaslite.train.events import (
 from kaslite.train.tracker import Tracker
 
 PHASE_NAMES = {1: "warm-up", 2: "adaptation"}
+FIGURE_TAG = "run/growth"
 
 
 def log_dir(run: RunContext) -> Path:
@@ -39,6 +41,10 @@ class TensorBoardTracker(Tracker):
 
     def on_run_start(self, run: RunContext) -> None:
         from torch.utils.tensorboard import SummaryWriter
+
+        from kaslite.plot.tracking import prepare
+
+        prepare()  # the figure written at the run's end
 
         # A resumed run drops what the killed run logged after its last checkpoint.
         purge_step = run.start_epoch + 1 if run.resumed else None
@@ -89,10 +95,28 @@ class TensorBoardTracker(Tracker):
         return [f"TensorBoard {self.log_dir}"] if self.log_dir.is_dir() else []
 
     def on_run_end(self, summary: RunSummary) -> None:
+        self._add_figure(summary)
         # Flushed and closed before trackers registered after this one (mlflow) upload the files.
         self.close()
 
+    def _add_figure(self, summary: RunSummary) -> None:
+        import io
+
+        import numpy as np
+        from PIL import Image  # matplotlib's own dependency
+
+        from kaslite.plot.tracking import summary_png
+
+        png = summary_png(summary)
+        if png is None or self.writer is None:
+            return
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        self.writer.add_image(FIGURE_TAG, pixels, int(summary.history[-1]["epoch"]), dataformats="HWC")
+
     def close(self) -> None:
+        from kaslite.plot.tracking import release
+
+        release()  # the figure's helper, when the run ended without drawing
         if self.writer is not None:
             self.writer.close()
             self.writer = None

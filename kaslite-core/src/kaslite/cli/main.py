@@ -25,6 +25,7 @@ CORE_COMMANDS: dict[str, str] = {
     "data": "kaslite.cli.data_cmd:data",
     "run": "kaslite.cli.run_cmd:run",
     "sweep": "kaslite.cli.sweep_cmd:sweep",
+    "plot": "kaslite.cli.plot_cmd:plot",
 }
 
 

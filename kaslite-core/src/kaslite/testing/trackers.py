@@ -96,7 +96,7 @@ def scripted_run(
         events.append(event_dict(record))
 
     def transition(epoch: int, to_state: str, alpha: float) -> None:
-        event("on_seed_transition", SeedTransition(epoch, "seed1_1", states["seed1_1"], to_state, alpha, 0.0))
+        event("on_seed_transition", SeedTransition(epoch, "seed1_1", states["seed1_1"], to_state, alpha, 0.0, "deep"))
         states["seed1_1"], alphas["seed1_1"] = to_state, alpha
 
     best = 0.0
@@ -116,7 +116,10 @@ def scripted_run(
             SeedView(sid, layer, states[sid], alphas[sid], 1.0 / layer, 0.6 if states[sid] == "active" else 0.0, 0.0)
             for layer, sid in enumerate(seed_ids, start=1)
         )
-        record = EpochRecord(epoch, phase, round(1.0 / epoch, 4), round(1.2 / epoch, 4), val_acc, best, seeds)
+        params = 100 if states["seed1_1"] == "dormant" else 150  # the trunk, then with seed1_1's child
+        record = EpochRecord(
+            epoch, phase, round(1.0 / epoch, 4), round(1.2 / epoch, 4), val_acc, best, seeds, params=params
+        )
         calls.append(("on_epoch_end", record))
         history.append(record.row())
         if epoch == germinate:  # the policy's decision follows the epoch's record
@@ -124,7 +127,7 @@ def scripted_run(
     metrics = final_metrics(history, events, warm_up_epochs, states, (100, 150), 1.0)
     metadata = {"run_name": run_name, "problem": config.data.problem, "val_acc": metrics["val_acc"]}
     calls.append(("on_model_ready", ModelReady(Path(run_dir) / "model.pt", metadata)))
-    calls.append(("on_run_end", RunSummary(Path(run_dir), run_name, metrics)))
+    calls.append(("on_run_end", RunSummary(Path(run_dir), run_name, metrics, tuple(history), tuple(events))))
     return ScriptedRun(context, tuple(calls))
 
 

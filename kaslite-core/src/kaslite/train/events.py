@@ -69,6 +69,8 @@ class EpochRecord:
     :param controller: the controller's ``state_dict()`` after the epoch
         (e.g. kasmina's plateau counter); it decides only in phase 2.
     :param duration_s: wall time of the epoch's training, validation and decision.
+    :param params: the network's parameters after the epoch: the trunk and every grown seed's
+        new ones (``params_total`` of metrics.json at the run's end).
     """
 
     epoch: int
@@ -80,9 +82,10 @@ class EpochRecord:
     seeds: tuple[SeedView, ...]
     controller: dict[str, Any] = attrs.field(factory=dict)
     duration_s: float = 0.0
+    params: int = 0
 
     def row(self) -> dict[str, Any]:
-        """A flat history.csv row: the metrics, then each seed's state and alpha."""
+        """A flat history.csv row: the metrics, the parameter count, then each seed's state and alpha."""
         row: dict[str, Any] = {
             "epoch": self.epoch,
             "phase": self.phase,
@@ -90,6 +93,7 @@ class EpochRecord:
             "val_loss": self.val_loss,
             "val_acc": self.val_acc,
             "best_acc": self.best_acc,
+            "params": self.params,
         }
         for seed in self.seeds:
             row[f"{seed.seed_id}_state"] = seed.state
@@ -124,6 +128,7 @@ class SeedTransition:
     :param output_change: the largest absolute change of the network's output
         on the probe batch across the transition (0 for a smooth one; NaN when
         the growth driver has no probe batch).
+    :param kind: the seed's kind: ``deep``, ``wide`` or ``width`` (``SentinelSeed.kind``).
     """
 
     epoch: int
@@ -132,6 +137,7 @@ class SeedTransition:
     to_state: str
     alpha: float
     output_change: float
+    kind: str = ""
 
 
 @attrs.frozen
@@ -233,11 +239,15 @@ class RunSummary:
     :param metrics: best_acc, val_acc, val_loss, train_loss, phase1_best_acc,
         accuracy_dip, recovery_time, seeds_activated, total_seeds,
         params_trunk, params_total, epochs, warm_up_epochs, wall_time_s.
+    :param history: every epoch's history.csv row, from the first (a resumed run's included).
+    :param events: every events.jsonl entry, in order.
     """
 
     run_dir: Path
     run_name: str
     metrics: dict[str, Any]
+    history: tuple[dict[str, Any], ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
 
 
 def event_dict(event: PhaseChange | SeedTransition | GrowthDecision | RunWarning) -> dict[str, Any]:

@@ -286,6 +286,7 @@ class Grower:
             views,
             self.controller.state_dict(),
             duration_s=0.0 if started is None else time.perf_counter() - started,
+            params=self.param_counts()[1],
         )
         self.trackers.emit("on_epoch_end", record)
         if failure is not None:
@@ -458,7 +459,13 @@ class Grower:
         after = self._probe_output(self.model)
         moved = math.nan if before is None or after is None else float((after - before).abs().max())
         event = SeedTransition(
-            self.epoch if epoch is None else epoch, seed.seed_id, before_state, seed.state.value, seed.alpha, moved
+            self.epoch if epoch is None else epoch,
+            seed.seed_id,
+            before_state,
+            seed.state.value,
+            seed.alpha,
+            moved,
+            seed.kind,
         )
         self.trackers.emit("on_seed_transition", event)
         return event

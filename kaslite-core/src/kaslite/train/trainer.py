@@ -420,7 +420,13 @@ class Trainer:
         if self.run_dir is not None:
             model_path = save_model(self.net, self.run_dir / MODEL, metadata)
             self.trackers.emit("on_model_ready", ModelReady(model_path, metadata))
-        summary = RunSummary(self.run_dir or Path("."), self.run_name, metrics)
+        summary = RunSummary(
+            self.run_dir or Path("."),
+            self.run_name,
+            metrics,
+            tuple(self.recorder.history),
+            tuple(self.recorder.events),
+        )
         self.trackers.emit("on_run_end", summary)
         self.trackers.announce_places(self.epoch)
         return summary
