@@ -79,3 +79,54 @@ def test_a_trunk_that_cannot_take_the_data_is_refused_before_training(trunk, dat
     blueprint = "conv" if trunk == "cnn" else "mlp"
     with pytest.raises(InvalidValue, match=message):
         kaslite.fit(data=data(), config={**QUICK, "model": {"trunk": trunk, "blueprint": blueprint}})
+
+
+def test_reduce_lr_on_plateau_steps_with_the_validation_loss():
+    torch.manual_seed(0)
+    seen, optimizers = [], []
+
+    def plateau(optimizer):
+        optimizers.append(optimizer)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0, threshold=10.0)
+        step = scheduler.step
+        scheduler.step = lambda metrics: seen.append(metrics) or step(metrics)
+        return scheduler
+
+    result = kaslite.fit(Mine(), xor(), config=QUICK, scheduler=plateau)
+    assert seen == [row["val_loss"] for row in result.history]
+    # threshold=10 (relative): no epoch counts as an improvement, the first included, so each of the
+    # 8 epochs halves the lr; stepped without the loss, it would raise a TypeError at the first.
+    assert [group["lr"] for group in optimizers[0].param_groups] == [3e-3 * 0.5**8]
+
+
+@pytest.mark.parametrize("interval", [None, "step"])
+def test_a_per_batch_schedule_steps_per_batch(interval):
+    torch.manual_seed(0)
+    x_train = xor()[0]
+    steps = 8 * -(-x_train.shape[0] // 16)  # epochs × batches per epoch
+    made = []
+
+    def one_cycle(optimizer):
+        made.append(torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=steps))
+        return made[-1]
+
+    kaslite.fit(Mine(), xor(), config=QUICK, scheduler=one_cycle, scheduler_interval=interval)
+    (scheduler,) = made
+    # Stepped once per optimizer step: OneCycleLR would raise on a step past total_steps.
+    assert scheduler.last_epoch == steps
+
+
+def test_an_epoch_interval_and_a_bad_interval():
+    made = []
+
+    def step_lr(optimizer):
+        made.append(torch.optim.lr_scheduler.StepLR(optimizer, step_size=1))
+        return made[-1]
+
+    kaslite.fit(Mine(), xor(), config=QUICK, scheduler=step_lr)
+    assert made[0].last_epoch == 8  # once per epoch: the default for schedules defined per epoch
+    with pytest.raises(kaslite.errors.ConfigError, match="invalid scheduler_interval = 'batch': must be one of"):
+        kaslite.fit(Mine(), xor(), config=QUICK, scheduler=step_lr, scheduler_interval="batch")
+    plateau = lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)  # noqa: E731
+    with pytest.raises(kaslite.errors.ConfigError, match="cannot drive ReduceLROnPlateau"):
+        kaslite.fit(Mine(), xor(), config=QUICK, scheduler=plateau, scheduler_interval="step")

@@ -115,7 +115,7 @@ def run_figure(runs: Sequence[RunRecord], title: str | None = None) -> "Figure":
         if start is not None:
             for ax in axes:
                 ax.axvline(start - 0.5, color=colours.run(index), linestyle="--", linewidth=0.8, gid="phase2")
-    _label(panels, seeds, runs)
+    _label(figure, panels, seeds, runs)
     figure.suptitle(title or (runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)))
     return figure
 
@@ -217,7 +217,7 @@ def _labelled(ax: "Axes") -> list[Any]:
     return [line for line in ax.get_lines() if not str(line.get_label()).startswith("_")]
 
 
-def _label(panels: dict[str, "Axes"], seeds: list[str], runs: Sequence[RunRecord]) -> None:
+def _label(figure: "Figure", panels: dict[str, "Axes"], seeds: list[str], runs: Sequence[RunRecord]) -> None:
     kinds: dict[str, str] = {}
     for run in runs:
         kinds.update(seed_kinds(run))
@@ -236,7 +236,8 @@ def _label(panels: dict[str, "Axes"], seeds: list[str], runs: Sequence[RunRecord
     timeline.set_ylim(max(len(seeds), 1) - 0.5, -0.5)
     markers = {line.get_label(): line for line in _labelled(timeline)}
     if markers:
-        timeline.legend(list(markers.values()), list(markers), fontsize=7, loc="upper left", ncols=4)
+        # Beside the title, where it hides no seed's row.
+        figure.legend(list(markers.values()), list(markers), fontsize=7, loc="upper right", ncols=4, frameon=False)
     if "scores" in panels:
         panels["scores"].set_ylabel("expansion score")
         if len(runs) == 1 and _labelled(panels["scores"]):

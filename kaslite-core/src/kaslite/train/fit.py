@@ -36,6 +36,7 @@ def fit(
     optimizer: OptimizerFactory | None = None,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     scheduler: SchedulerFactory | None = None,
+    scheduler_interval: str | None = None,
     trackers: Mapping[str, Tracker] | Iterable[Tracker] | None = None,
     run_dir: str | Path | None = None,
 ) -> FitResult:
@@ -46,7 +47,10 @@ def fit(
     (spirals). ``config`` (an ExperimentConfig or nested mapping over the
     defaults, e.g. ``{"train": {"adaptation_epochs": 50}}``)
     sets epochs, seeds and the policy. ``optimizer(params)``, ``loss`` and
-    ``scheduler(optimizer)`` replace Adam, cross-entropy and no schedule.
+    ``scheduler(optimizer)`` replace Adam, cross-entropy and ``train.lr_schedule``;
+    ``scheduler_interval`` (``"epoch"`` or ``"step"``) says when the scheduler
+    steps: by default per step for ``OneCycleLR`` and ``CyclicLR``, per epoch for
+    the others; ``ReduceLROnPlateau`` steps per epoch with the validation loss.
     With ``run_dir``, the run writes its files, checkpoints and model.pt there.
     """
     layers: list[dict[str, Any]] = []
@@ -77,6 +81,7 @@ def fit(
         optimizer=optimizer,
         loss=loss,
         scheduler=scheduler,
+        scheduler_interval=scheduler_interval,
         controller=controller if isinstance(controller, Controller) else None,
     )
     summary = trainer.run()

@@ -131,6 +131,27 @@ class _Recorder(Tracker):
         self.events.append(event_dict(event))
 
 
+SCHEDULER_INTERVALS = ("epoch", "step")
+# Schedules PyTorch defines per batch: stepped once an epoch they would barely move.
+PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+
+
+def _steps_per_batch(scheduler: Any, interval: str | None) -> bool:
+    """Whether ``scheduler`` steps after each optimizer step (else once per epoch)."""
+    if scheduler is None:
+        return False
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if interval == "step":
+            raise ConfigError(
+                "scheduler_interval='step' cannot drive ReduceLROnPlateau: it steps with the validation "
+                "loss, once per epoch; leave scheduler_interval unset or 'epoch'"
+            )
+        return False
+    if interval is not None:
+        return interval == "step"
+    return isinstance(scheduler, PER_BATCH_SCHEDULERS)
+
+
 class Trainer:
     """Runs one experiment, into ``run_dir`` when given (files, checkpoints, resume).
 
@@ -139,7 +160,12 @@ class Trainer:
     ``model`` replaces the network ``config.model`` describes (it must hold
     :class:`~kaslite.nn.SentinelSeed` modules). ``optimizer(params)``,
     ``loss`` and ``scheduler(optimizer)`` replace Adam at ``train.lr``,
-    cross-entropy and no schedule; the scheduler steps once per epoch.
+    cross-entropy and ``train.lr_schedule``. ``scheduler_interval`` says when
+    the scheduler steps: ``"epoch"`` (after validation) or ``"step"`` (after
+    each optimizer step), as in PyTorch Lightning; by default per step for
+    the schedules PyTorch defines per batch (``OneCycleLR``, ``CyclicLR``),
+    per epoch for the others. ``ReduceLROnPlateau`` steps per epoch with the
+    validation loss.
     """
 
     def __init__(
@@ -155,8 +181,13 @@ class Trainer:
         optimizer: OptimizerFactory | None = None,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str | None = None,
         controller: Controller | None = None,
     ) -> None:
+        if scheduler_interval not in (None, *SCHEDULER_INTERVALS):
+            raise ConfigError(
+                f"invalid scheduler_interval = {scheduler_interval!r}: must be one of {', '.join(SCHEDULER_INTERVALS)}"
+            )
         self.config = config
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.run_name = run_name or (self.run_dir.name if self.run_dir else "run")
@@ -169,6 +200,7 @@ class Trainer:
         self._model = model
         self._optimizer_factory = optimizer
         self._scheduler_factory = scheduler
+        self._scheduler_interval = scheduler_interval
         self._controller = controller
         self.loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
         self.elapsed = 0.0
@@ -204,6 +236,7 @@ class Trainer:
         )
         self.optimizer = make_optimizer(self._param_groups())
         self.scheduler = self._make_scheduler()
+        self._scheduler_per_step = _steps_per_batch(self.scheduler, self._scheduler_interval)
         self.grower = Grower(
             self.net,
             self._controller or cfg.controller.name,
@@ -318,6 +351,8 @@ class Trainer:
             loss = self.loss_fn(self.net(x), y)
             loss.backward()
             self.optimizer.step()
+            if self._scheduler_per_step:
+                self.scheduler.step()
             self.grower.step()
             # Summed as a tensor and read once per epoch: no device sync per step.
             total = total + loss.detach().double() * x.shape[0]
@@ -348,7 +383,9 @@ class Trainer:
         self._freeze_trunk()
         train_loss = self._train_epoch()
         val_loss, val_acc = self._validate()
-        if self.scheduler is not None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val_loss)
+        elif self.scheduler is not None and not self._scheduler_per_step:
             self.scheduler.step()
         try:
             self.grower.epoch_end(train_loss=train_loss, val_loss=val_loss, val_acc=val_acc)
