@@ -7,10 +7,16 @@ and ``kaslite.load_model`` load it on first access.
 """
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaslite.hookspecs import hookimpl
 from kaslite.plugins import get_plugin_manager, reset_plugin_manager
+
+if TYPE_CHECKING:  # what type checkers see: the real signatures, loaded lazily at run time below
+    from kaslite.models.files import load_model, save_model
+    from kaslite.nn.fuse import fuse
+    from kaslite.train.fit import fit
+    from kaslite.train.grower import Grower
 
 try:
     __version__ = version("kaslite-core")
