@@ -131,3 +131,22 @@ def test_file_model_source(tmp_path):
     assert loaded.metadata == {"run": "x"} and loaded.net.num_classes == 4
     (version,) = source.list_versions(str(tmp_path / "m.pt"))
     assert version["metadata"] == {"run": "x"}
+
+
+def test_from_config_builds_the_network_kaslite_run_and_fit_train_by_default():
+    """One source of defaults: ModelConfig's. The constructor's own defaults are a bare network."""
+    import kaslite
+    from kaslite.config import ModelConfig
+
+    data = tuple(torch.randn(n, 2) if i % 2 == 0 else torch.randint(0, 2, (n,)) for i, n in enumerate((64, 64, 16, 16)))
+    torch.manual_seed(0)
+    fitted = kaslite.fit(None, data, config={"train": {"warm_up_epochs": 1, "adaptation_epochs": 0}}).model
+    torch.manual_seed(0)
+    built = MorphogeneticNet.from_config(2, 2)
+    assert list(built.seeds) == list(fitted.seeds)
+    assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in fitted.state_dict().items()}
+    defaults = ModelConfig()
+    kinds = {s.kind for s in built.seeds.values()}
+    assert kinds == {"deep", "wide", "width"} and defaults.blueprint == "residual"
+    bare = MorphogeneticNet(2, defaults.hidden_dim, defaults.num_layers, defaults.seeds_per_layer, 2)
+    assert {s.kind for s in bare.seeds.values()} == {"deep"}  # the documented difference

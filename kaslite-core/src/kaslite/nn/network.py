@@ -6,7 +6,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from kaslite.config import SeedConfig
+from kaslite.config import ModelConfig, SeedConfig
 from kaslite.errors import InvalidValue
 from kaslite.nn.blueprints import build_child
 from kaslite.nn.seed import SentinelSeed
@@ -81,7 +81,35 @@ class MorphogeneticNet(nn.Module):
     average-pooled to 2×2 cells before a Linear head; its seeds sit on feature
     maps (use the ``conv`` blueprint); wide seeds need the ``mlp`` trunk. The
     ReLU after each layer is applied in :meth:`forward`.
+
+    The arguments' defaults build a bare network (the ``mlp`` blueprint, no wide
+    or width seed), as a building block. The network ``kaslite run`` and
+    ``kaslite.fit`` train by default is ``MorphogeneticNet.from_config(input_dim,
+    num_classes)``: the defaults of :class:`~kaslite.config.ModelConfig`, their
+    one source.
     """
+
+    @classmethod
+    def from_config(
+        cls, input_dim: int, num_classes: int, model: ModelConfig | None = None, seeds: SeedConfig | None = None
+    ) -> "MorphogeneticNet":
+        """The network ``model`` describes (default: ``kaslite run``'s), its seeds set by ``seeds``."""
+        m = model or ModelConfig()
+        return cls(
+            input_dim=input_dim,
+            hidden_dim=m.hidden_dim,
+            num_layers=m.num_layers,
+            seeds_per_layer=m.seeds_per_layer,
+            num_classes=num_classes,
+            blueprint=m.blueprint,
+            blueprint_options=m.blueprint_options,
+            seed_config=seeds,
+            trunk=m.trunk,
+            wide_seeds=m.wide_seeds,
+            wide_units=m.wide_units,
+            width_seeds=m.width_seeds,
+            width_units=m.width_units,
+        )
 
     def __init__(
         self,

@@ -80,8 +80,13 @@ class SentinelSeed(nn.Module):
     slot, which may be ``(B, dim)``, ``(B, T, dim)`` or ``(B, dim, H, W)``. The
     reservoir keeps whole samples, so their shape must stay the same while the
     seed shadow-trains (a new shape starts the reservoir over).
-    Without ``child`` the seed builds one with ``blueprint`` (``mlp`` by
-    default; ``conv`` for feature maps). ``seed_id`` defaults to the seed's
+    Without ``child`` the seed builds one with ``blueprint``: ``mlp`` by
+    default, a child that shadow-trains to reproduce the slot's activations
+    (``conv`` for feature maps). That differs on purpose from ``kaslite run``'s
+    network, whose seeds use ``residual`` (``ModelConfig.blueprint``): a block
+    that starts at zero and only the task loss grows, which suits a small trunk
+    that kaslite designs; a seed in your own model grows from what it has
+    learnt of the activations there. ``seed_id`` defaults to the seed's
     attribute path inside the model the growth driver is given, and ``layer``
     (its depth, as policies see it) to its position among that model's seeds.
     """

@@ -90,22 +90,7 @@ def check_inputs(config: ExperimentConfig, batches: Batches) -> None:
 
 def build_net(config: ExperimentConfig, input_dim: int, num_classes: int) -> MorphogeneticNet:
     """The network a config describes, before training."""
-    m = config.model
-    return MorphogeneticNet(
-        input_dim=input_dim,
-        hidden_dim=m.hidden_dim,
-        num_layers=m.num_layers,
-        seeds_per_layer=m.seeds_per_layer,
-        num_classes=num_classes,
-        blueprint=m.blueprint,
-        blueprint_options=m.blueprint_options,
-        seed_config=config.seeds,
-        trunk=m.trunk,
-        wide_seeds=m.wide_seeds,
-        wide_units=m.wide_units,
-        width_seeds=m.width_seeds,
-        width_units=m.width_units,
-    )
+    return MorphogeneticNet.from_config(input_dim, num_classes, config.model, config.seeds)
 
 
 class _Recorder(Tracker):
