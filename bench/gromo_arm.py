@@ -51,6 +51,21 @@ TINY = {
 }
 
 
+class ClippedAdam(torch.optim.Adam):
+    """Adam that first clips the gradient's global norm to ``max_norm`` (0: not at all), as kaslite's
+    trainer does with train.grad_clip: the same recipe inside gromo's own training loop."""
+
+    def __init__(self, params: Any, lr: float, max_norm: float) -> None:
+        super().__init__(params, lr=lr)
+        self.max_norm = max_norm
+
+    def step(self, closure: Any = None) -> Any:
+        if self.max_norm:
+            grads = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(grads, self.max_norm)
+        return super().step(closure)
+
+
 def train_gromo(
     x_train: torch.Tensor,
     y_train: torch.Tensor,
@@ -64,6 +79,7 @@ def train_gromo(
     hidden_layers: int = 4,
     num_classes: int | None = None,
     cosine: bool = True,
+    grad_clip: float = 0.0,
 ) -> dict[str, Any]:
     """Grow and train a gromo GrowingMLP; return final val accuracy, parameter counts and wall time."""
     from gromo.containers.growing_mlp import GrowingMLP
@@ -105,14 +121,14 @@ def train_gromo(
     def lr_at(epoch: int) -> float:  # CosineAnnealingLR's value in closed form
         return lr * (1 + math.cos(math.pi * epoch / epochs)) / 2 if cosine else lr
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = ClippedAdam(model.parameters(), lr, grad_clip)
     params_max = model.number_of_parameters()
     growth_steps = 0
     for epoch in range(epochs):
         if (epoch + 1) % (INTERMEDIATE_EPOCHS + 1) == 0 and epoch < epochs - 1:
             grow(growth_steps % hidden_layers)
             growth_steps += 1
-            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            optimizer = ClippedAdam(model.parameters(), lr, grad_clip)
             params_max = max(params_max, model.number_of_parameters())
         else:
             for group in optimizer.param_groups:

@@ -1,8 +1,8 @@
 """Does growth pay? kaslite's grown networks against the networks a user would train instead.
 
 Every arm of a (task, seed) trains on the identical tensors, with the same
-optimiser (kaslite's fused Adam at its default lr), cosine LR schedule, batch size and total
-epochs:
+optimiser (kaslite's fused Adam at its default lr, the gradient's norm clipped at
+train.grad_clip), cosine LR schedule, batch size and total epochs:
 
   grown               kaslite's defaults: the small trunk, seeds grown by the kasmina policy
   expand              the same network grown by the expand policy (every candidate scored by its
@@ -226,7 +226,8 @@ def train_static(net: Any, split: Any, config: Any) -> float:
     from kaslite.train.trainer import default_optimizer
 
     batches = TensorBatches(split, config.train.batch_size, config.train.seed)
-    optimizer = default_optimizer(net.parameters(), config.train.lr, torch.device("cpu"))
+    params = list(net.parameters())
+    optimizer = default_optimizer(params, config.train.lr, torch.device("cpu"))
     epochs = config.train.warm_up_epochs + config.train.adaptation_epochs
     cosine = config.train.lr_schedule == "cosine"
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine else None
@@ -236,6 +237,8 @@ def train_static(net: Any, split: Any, config: Any) -> float:
         for x, y in batches.train():
             optimizer.zero_grad(set_to_none=True)
             loss_fn(net(x), y).backward()
+            if config.train.grad_clip:  # as kaslite's trainer does
+                torch.nn.utils.clip_grad_norm_(params, config.train.grad_clip, foreach=True)
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -300,6 +303,7 @@ def run_gromo(task: str, seed: int, split: Any) -> dict[str, Any]:
         lr=config.train.lr,
         num_classes=split.num_classes,
         cosine=config.train.lr_schedule == "cosine",
+        grad_clip=config.train.grad_clip,
     )
     return {"val_acc": out["val_acc"], "params": out["params"]}
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,16 +127,16 @@ def test_data_generate_bad_input_is_one_line_exit_2(tmp_path, args, message):
     assert not (tmp_path / "x.npz").exists()
 
 
+SHORT_DEFAULT_RUN = ["run", "--warm-up-epochs", "30", "--adaptation-epochs", "60", "--patience", "1"]
+
+
 def test_default_network_grows_on_spirals(tmp_path):
     """A shortened default run: the seeds germinate, blend and activate without moving the output.
 
     Its cosine schedule over 90 epochs keeps the val loss falling longer than the full run's
     first 100 epochs do, so the policy judges a plateau after one stale epoch, not three.
     """
-    proc = kaslite(
-        "run", "--warm-up-epochs", "30", "--adaptation-epochs", "60", "--patience", "1",
-        "--output-dir", str(tmp_path), "--run-name", "short", "-q",
-    )  # fmt: skip
+    proc = kaslite(*SHORT_DEFAULT_RUN, "--output-dir", str(tmp_path), "--run-name", "short", "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     run_dir = tmp_path / "short"
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
@@ -145,3 +146,43 @@ def test_default_network_grows_on_spirals(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["seeds_activated"] >= 1
     assert metrics["params_total"] > metrics["params_trunk"]
+
+
+def test_kaslite_plot_draws_the_default_run_and_its_never_twin_as_their_events_say(tmp_path):
+    """The README's run (shortened as above) with every plugin, its trunk-alone twin, and their picture."""
+    from mlflow import MlflowClient
+
+    from kaslite.plot import load_run, png_bytes, run_figure
+
+    for name, extra in {"grown": [], "never": ["--controller", "never"]}.items():
+        proc = kaslite(
+            *SHORT_DEFAULT_RUN, *extra, "--output-dir", str(tmp_path), "--run-name", name, "-q", cwd=tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "grown-vs-never.png"
+    proc = kaslite("plot", str(tmp_path / "grown"), str(tmp_path / "never"), "-o", str(out))
+    assert proc.returncode == 0 and proc.stdout == f"wrote {out}\n", proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    grown, never = load_run(tmp_path / "grown"), load_run(tmp_path / "never")
+    figure = run_figure([grown, never])
+    timeline = next(ax for ax in figure.axes if ax.get_label() == "seeds")
+    markers = {artist.get_gid(): artist for artist in timeline.get_lines() if artist.get_gid()}
+    names = {"training": "germinate", "blending": "blend start", "active": "active"}
+    transitions = [e for e in grown.events if e["event"] == "seed_transition"]
+    assert transitions
+    for to_state, name in names.items():
+        expected = [e["epoch"] for e in transitions if e["to_state"] == to_state]
+        assert list(markers[f"transition:grown:{name}"].get_xdata()) == expected
+    assert not [gid for gid in markers if gid.startswith("transition:never")]
+    accuracy = next(ax for ax in figure.axes if ax.get_label() == "accuracy")
+    curves = {line.get_gid(): list(line.get_ydata()) for line in accuracy.get_lines()}
+    assert curves["val_acc:grown"] == grown.column("val_acc") and curves["val_acc:never"] == never.column("val_acc")
+
+    # The mlflow tracker logged the same picture of the grown run, in the store the run used (./mlflow.db).
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("kaslite").experiment_id], "attributes.run_name = 'grown'"
+    )
+    logged = client.download_artifacts(run.info.run_id, "growth.png", str(tmp_path / "download"))
+    assert Path(logged).read_bytes() == png_bytes(run_figure([grown]))

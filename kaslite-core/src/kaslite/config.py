@@ -137,6 +137,11 @@ class TrainConfig:
         validator=positive,
         metadata={"help": "the learning rate of what seeds grow, as a multiple of train.lr"},
     )
+    grad_clip: float = attrs.field(
+        default=0.0,
+        validator=non_negative,
+        metadata={"help": "clip the gradient's global norm to this before each optimizer step; 0: no clipping"},
+    )
     # cosine: the grown network's end-of-run swings at a constant lr decided runs (on the default problem,
     # seeds 100-109: min 0.965 against 0.885 with the trunk's inputs standardised as now).
     lr_schedule: str = attrs.field(

@@ -220,6 +220,7 @@ class Trainer:
             lambda params: default_optimizer(params, cfg.train.lr, self.device)
         )
         self.optimizer = make_optimizer(self._param_groups())
+        self._trained = list(self.net.parameters())  # what train.grad_clip clips (dormant children: no grad)
         self.scheduler = self._make_scheduler()
         self._scheduler_per_step = _steps_per_batch(self.scheduler, self._scheduler_interval)
         self.grower = Grower(
@@ -335,6 +336,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.net(x), y)
             loss.backward()
+            if self.config.train.grad_clip:
+                nn.utils.clip_grad_norm_(self._trained, self.config.train.grad_clip, foreach=True)
             self.optimizer.step()
             if self._scheduler_per_step:
                 self.scheduler.step()
