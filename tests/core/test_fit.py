@@ -130,3 +130,22 @@ def test_an_epoch_interval_and_a_bad_interval():
     plateau = lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)  # noqa: E731
     with pytest.raises(kaslite.errors.ConfigError, match="cannot drive ReduceLROnPlateau"):
         kaslite.fit(Mine(), xor(), config=QUICK, scheduler=plateau, scheduler_interval="step")
+
+
+def test_grad_clip_clips_every_step_and_zero_turns_it_off(monkeypatch):
+    calls = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def recording(params, max_norm, **kwargs):
+        calls.append(max_norm)
+        return clip(params, max_norm, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
+    steps = 8 * -(-xor()[0].shape[0] // 16)
+    kaslite.fit(Mine(), xor(), config={**QUICK, "train": {**QUICK["train"], "grad_clip": 0.5}})
+    assert calls == [0.5] * steps
+    calls.clear()
+    kaslite.fit(Mine(), xor(), config={**QUICK, "train": {**QUICK["train"], "grad_clip": 0.0}})
+    assert calls == []
+    with pytest.raises(kaslite.errors.ConfigError, match="grad_clip"):
+        kaslite.fit(Mine(), xor(), config={**QUICK, "train": {**QUICK["train"], "grad_clip": -1.0}})
