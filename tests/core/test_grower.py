@@ -6,6 +6,7 @@ import math
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -404,3 +405,47 @@ def test_an_activation_is_stamped_with_the_epoch_it_happens_in():
         model.train()(torch.randn(4, 2))
         grower.step()  # during epoch 2
     assert [(t.epoch, t.to_state) for t in recorder.transitions if t.seed_id == "grow_a"][-1] == (2, "active")
+
+
+class OneSeedNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Linear(2, 4)
+        self.grow = kaslite.nn.SentinelSeed(4, config=kaslite.config.SeedConfig(blend_steps=4, progress_thresh=0.0))
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.grow(torch.relu(self.stem(x))))
+
+
+def test_an_epoch_without_grower_step_warns_once():
+    model = OneSeedNet()
+    grower = kaslite.Grower(model, "never")
+    with pytest.warns(UserWarning, match=r"epoch_end\(\) after an epoch without grower.step\(\): call grower.step"):
+        grower.epoch_end(val_loss=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grower.epoch_end(val_loss=1.0)  # said once
+        grower.step()
+        grower.epoch_end(val_loss=1.0)
+
+
+def test_a_step_the_grad_scaler_skipped_does_not_advance_the_blend():
+    torch.manual_seed(0)
+    model = OneSeedNet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    grower = kaslite.Grower(model, "never", optimizer=optimizer)
+    model.grow.germinate()
+    model.grow.start_blending()
+    x, y = torch.randn(8, 2), torch.randint(0, 2, (8,))
+    alphas = []
+    for poison in (False, True, False):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y) * (math.inf if poison else 1.0)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skipped when the gradients hold inf
+        scaler.update()
+        grower.step()
+        alphas.append(model.grow.alpha)
+    assert alphas == [0.25, 0.25, 0.5]

@@ -27,6 +27,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
@@ -148,6 +149,9 @@ class Grower:
         (``seeds.fan_in``), and a policy that asks for expansion scores gets them.
     :param loss_fn: the training loss, ``loss_fn(model(inputs), targets)``, for the
         score batch (cross-entropy by default).
+    :param optimizer: the training loop's optimizer. With it, a :meth:`step` after an
+        optimizer step that did not happen (``GradScaler.step`` skips it when the gradients
+        hold inf or NaN) does nothing: no blend step, no shadow step.
     """
 
     def __init__(
@@ -162,6 +166,7 @@ class Grower:
         probe: torch.Tensor | None = None,
         score_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
         **settings: Any,
     ) -> None:
         self.model = model
@@ -208,6 +213,12 @@ class Grower:
         self._loss_at_blend: dict[str, float] = {}
         self._phase_announced = warm_up_epochs > 0  # phase 1 needs no announcement
         self._epoch_started: float | None = None
+        self._warned_no_step = False
+        # Optimizer steps taken (counted by a hook) and how many of them step() has followed.
+        self._optimizer_steps = self._followed_steps = 0
+        self._watching_optimizer = optimizer is not None
+        if optimizer is not None:
+            optimizer.register_step_post_hook(self._count_optimizer_step)
 
     @staticmethod
     def _make_controller(controller: str | Controller, config: ControllerConfig | None) -> tuple[Controller, str]:
@@ -230,8 +241,15 @@ class Grower:
         """1 during the warm-up epochs, 2 once the policy is consulted (for the epoch under way)."""
         return 1 if self.epoch < self.warm_up_epochs else 2
 
+    def _count_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._optimizer_steps += 1
+
     def step(self) -> None:
         """After each optimizer step: observe activations, shadow-train, ramp and finish blends."""
+        if self._watching_optimizer:
+            if self._optimizer_steps == self._followed_steps:
+                return  # the optimizer skipped its step (GradScaler found inf or NaN gradients)
+            self._followed_steps = self._optimizer_steps
         if self._epoch_started is None:
             self._epoch_started = time.perf_counter()
             if not self._phase_announced:
@@ -255,6 +273,13 @@ class Grower:
         """After each epoch's validation: move trained seeds to blending, ask the policy, apply
         its decisions. Returns the transitions made (activations happen in :meth:`step`)."""
         started, self._epoch_started = self._epoch_started, None
+        if started is None and not self._warned_no_step:
+            self._warned_no_step = True
+            warnings.warn(
+                "kaslite.Grower.epoch_end() after an epoch without grower.step(): call grower.step() after "
+                "each optimizer.step(), or no seed ever shadow-trains, blends in or becomes active",
+                stacklevel=2,
+            )
         if not self._phase_announced:
             self._announce_phase()
         self.epoch += 1

@@ -181,6 +181,7 @@ class Trainer:
         self.recorder = _Recorder()
         self.trackers = TrackerGroup({"_recorder": self.recorder, **(trackers or {})})
         self.device = resolve_device(config.train.device)
+        self._sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self._data_source = data
         self._model = model
         self._optimizer_factory = optimizer
@@ -232,6 +233,7 @@ class Trainer:
             probe=self.batches.probe(cfg.train.probe_size),
             score_batch=self.batches.score_batch(cfg.train.probe_size),
             loss_fn=self.loss_fn,
+            optimizer=self.optimizer,
         )
         # Parameters × rows measures a step's work for kaslite's own MLP only (a CNN's or a user's
         # network's is not in its parameter count): automatic keeps torch's setting for the others.
@@ -342,8 +344,9 @@ class Trainer:
             if self._scheduler_per_step:
                 self.scheduler.step()
             self.grower.step()
-            # Summed as a tensor and read once per epoch: no device sync per step.
-            total = total + loss.detach().double() * x.shape[0]
+            # Summed as a tensor and read once per epoch: no device sync per step (float64 where the
+            # device has it; MPS has not).
+            total = total + loss.detach().to(self._sum_dtype) * x.shape[0]
             count += x.shape[0]
         return float(total) / max(count, 1)
 
