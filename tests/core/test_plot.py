@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import kaslite
+from kaslite.cli.plot_cmd import load_runs
 from kaslite.plot import load_run, load_sweep, run_figure, sweep_figure
 from kaslite.plot.runs import RunRecord
 from kaslite.testing import invoke, tiny_datasets
@@ -165,6 +166,17 @@ def test_a_folder_that_is_not_a_run_is_one_line_naming_what_is_missing(tmp_path,
     make(tmp_path)
     result = invoke("plot", *(str(tmp_path / a) for a in args))
     assert result.exit_code == 2 and result.stderr == message.format(p=tmp_path)
+
+
+def test_runs_of_the_same_name_are_told_apart_by_their_folders(runs, tmp_path):
+    for parent in ("a", "b"):
+        shutil.copytree(runs / "grown", tmp_path / parent / "grown")
+    out = tmp_path / "both.png"
+    assert invoke("plot", str(tmp_path / "a" / "grown"), str(tmp_path / "b" / "grown"), "-o", str(out)).exit_code == 0
+    assert [run.name for run in load_runs([tmp_path / "a" / "grown", tmp_path / "b" / "grown"])] == [
+        "a/grown", "b/grown"
+    ]  # fmt: skip
+    assert [run.name for run in load_runs([tmp_path / "a" / "grown", runs / "never"])] == ["grown", "never"]
 
 
 def test_bad_options_are_refused_before_anything_is_drawn(runs, tmp_path):
