@@ -125,12 +125,12 @@ def test_the_figure_is_drawn_once_for_both_trackers_and_a_failing_figure_loses_n
 
     use_tiny_data()
     settings = {"tracking_uri": store, "register": False}
-    drawn, draw = [], tracking._draw
-    monkeypatch.setattr(tracking, "_draw", lambda summary: drawn.append(summary) or draw(summary))
+    drawn, read = [], tracking._read
+    monkeypatch.setattr(tracking, "_read", lambda summary: drawn.append(summary) or read(summary))
     trackers = ["json", "tensorboard", "mlflow"]
     run_experiment(tiny_config(), "out", "once", trackers, quiet=True, tracker_settings=settings)
     assert len(drawn) == 1 and drawn[0].run_name == "once" and len(drawn[0].history) == 9
-    assert tracking._helper is None  # its helper drew, and is gone
+    assert tracking._helper is None and tracking._drawing is None  # its helper drew, and is gone
 
     # A helper that cannot draw (here: it exits with a message, as one without matplotlib would).
     monkeypatch.setattr(tracking, "HELPER", [sys.executable, "-c", "import sys; sys.exit('no figure today')"])

@@ -25,6 +25,7 @@ from kaslite.control.base import Controller
 from kaslite.errors import ConfigError, InvalidValue
 from kaslite.models import save_model
 from kaslite.nn import MorphogeneticNet
+from kaslite.plot.tracking import start_drawing
 from kaslite.train.data import Batches, DataSource, TensorBatches, make_batches
 from kaslite.train.events import (
     EpochRecord,
@@ -445,9 +446,6 @@ class Trainer:
             "seeds_activated": metrics["seeds_activated"],
             "config": config_to_dict(self.config),
         }
-        if self.run_dir is not None:
-            model_path = save_model(self.net, self.run_dir / MODEL, metadata)
-            self.trackers.emit("on_model_ready", ModelReady(model_path, metadata))
         summary = RunSummary(
             self.run_dir or Path("."),
             self.run_name,
@@ -455,6 +453,12 @@ class Trainer:
             tuple(self.recorder.history),
             tuple(self.recorder.events),
         )
+        # A tracker that logs the run's figure has a helper ready to draw it: it starts now, beside the
+        # model's saving and logging, and is read at on_run_end.
+        start_drawing(summary)
+        if self.run_dir is not None:
+            model_path = save_model(self.net, self.run_dir / MODEL, metadata)
+            self.trackers.emit("on_model_ready", ModelReady(model_path, metadata))
         self.trackers.emit("on_run_end", summary)
         self.trackers.announce_places(self.epoch)
         return summary
