@@ -188,6 +188,7 @@ def test_a_user_loop_and_kaslite_run_give_identical_metrics(tiny_data, tmp_path)
             optimizer.zero_grad()
             loss = loss_fn(net(data.x_train[index]), data.y_train[index])
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)  # train.grad_clip
             optimizer.step()
             grower.step()
             total += loss.item() * index.shape[0]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from kaslite.config import SeedConfig
-from kaslite.errors import KasliteError
+from kaslite.errors import InvalidValue, KasliteError
 
 
 class SeedState(enum.StrEnum):
@@ -73,13 +73,43 @@ def per_feature(x: torch.Tensor, axis: int) -> torch.Tensor:
     return x.movedim(axis, -1).reshape(-1, x.shape[axis])
 
 
+class SeedShapeError(KasliteError):
+    """A seed met activations whose feature axis does not hold its ``dim`` features."""
+
+
+class FeaturesLast(nn.Module):
+    """``body`` applied with the features moved to the last axis and back: the vector blueprints
+    (Linear layers) on ``(B, C, L)`` or ``(B, C, D, H, W)`` maps, position by position."""
+
+    def __init__(self, body: nn.Module, axis: int) -> None:
+        super().__init__()
+        self.body = body
+        self.axis = axis
+
+    # What the growth driver reads of a child that grows from zero (GradMax's fan-in, units).
+    @property
+    def inner(self) -> Any:
+        return getattr(self.body, "inner", None)
+
+    @property
+    def outer(self) -> Any:
+        return getattr(self.body, "outer", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.body(x.movedim(self.axis, -1)).movedim(-1, self.axis)
+        return out
+
+
 class SentinelSeed(nn.Module):
     """A dormant slot that can grow ``child`` into the trunk without disturbing it.
 
     ``dim`` is the number of features (or channels) of the activation at the
     slot, which may be ``(B, dim)``, ``(B, T, dim)`` or ``(B, dim, H, W)``. The
     reservoir keeps whole samples, so their shape must stay the same while the
-    seed shadow-trains (a new shape starts the reservoir over).
+    seed shadow-trains (a new shape starts the reservoir over). ``channel_axis``
+    says where the features are when that is elsewhere: ``channel_axis=1`` for a
+    ``Conv1d``'s ``(B, C, L)`` maps or ``(B, C, D, H, W)`` volumes; the child
+    (a vector blueprint's) then acts on the features at every position.
     Without ``child`` the seed builds one with ``blueprint``: ``mlp`` by
     default, a child that shadow-trains to reproduce the slot's activations
     (``conv`` for feature maps). That differs on purpose from ``kaslite run``'s
@@ -113,6 +143,7 @@ class SentinelSeed(nn.Module):
         blueprint_options: dict[str, Any] | None = None,
         seed_id: str = "",
         layer: int = -1,
+        channel_axis: int | None = None,
     ) -> None:
         super().__init__()
         if child is None:
@@ -120,6 +151,18 @@ class SentinelSeed(nn.Module):
             from kaslite.plugins import get_blueprint
 
             child = build_child(get_blueprint(blueprint), dim, dict(blueprint_options or {}))
+        if channel_axis is not None:
+            if channel_axis == 0:
+                raise InvalidValue("channel_axis", channel_axis, "must not be 0, the batch axis")
+            if any(isinstance(module, nn.modules.conv._ConvNd) for module in child.modules()):
+                raise InvalidValue(
+                    "channel_axis",
+                    channel_axis,
+                    "applies to vector blueprints (mlp, residual, bottleneck); a convolutional child reads "
+                    "(B, C, H, W) maps as they are",
+                )
+            child = FeaturesLast(child, channel_axis)
+        self.channel_axis = channel_axis
         self.seed_id = seed_id
         self.layer = layer
         self.dim = dim
@@ -236,9 +279,15 @@ class SentinelSeed(nn.Module):
             self._keep(x)
         return out
 
+    def feature_axis(self, ndim: int) -> int:
+        """The axis of a ``ndim``-dimensional activation that holds this seed's features."""
+        if self.channel_axis is None:
+            return feature_axis(ndim)
+        return self.channel_axis % ndim
+
     def _update_health(self, x: torch.Tensor) -> None:
         """Fold one batch into the running per-feature variance (the first batch sets it)."""
-        rows = per_feature(x, feature_axis(x.ndim))
+        rows = per_feature(x, self.feature_axis(x.ndim))
         if rows.shape[0] < 2:
             return
         var, mean = torch.var_mean(rows, dim=0, unbiased=False)
@@ -368,6 +417,13 @@ class SentinelSeed(nn.Module):
         state["_seen"] = None
         if self._state is SeedState.CULLED:
             return
+        axis = self.feature_axis(x.ndim) if x.ndim > 1 else -1
+        if x.ndim < 2 or x.shape[axis] != self.dim:
+            raise SeedShapeError(
+                f"seed {self.seed_id or '(unnamed)'} expects {self.dim} features on axis {axis} of its input and "
+                f"got shape {tuple(x.shape)}; give SentinelSeed the right dim, or channel_axis= where the "
+                "features are (1 for Conv1d's (B, C, L))"
+            )
         state["_batch_size"] = x.shape[0]
         if self._state is SeedState.TRAINING:
             self._remember(x)
@@ -464,7 +520,7 @@ class SentinelSeed(nn.Module):
         if data.shape[0] < 2:
             self.progress = 0.0
             return self.progress
-        axis = feature_axis(data.ndim)
+        axis = self.feature_axis(data.ndim)
         with torch.autocast(data.device.type, enabled=False):
             rebuilt = self.child(data)
         variance = float(per_feature(data, axis).float().var(dim=0, unbiased=False).mean())

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from kaslite.control.base import Candidate
-from kaslite.nn.seed import SentinelSeed, feature_axis, per_feature
+from kaslite.nn.seed import SentinelSeed, per_feature
 from kaslite.nn.width import with_bias
 
 # Rows of (input, gradient) pairs kept per candidate, for GradMax's sign choice at germination.
@@ -48,8 +48,8 @@ class GradientAt:
         return float((sigma[:units] ** 2).sum())
 
 
-def _rows(tensor: torch.Tensor) -> torch.Tensor:
-    rows = per_feature(tensor.detach().float(), feature_axis(tensor.ndim))
+def _rows(tensor: torch.Tensor, axis: int) -> torch.Tensor:
+    rows = per_feature(tensor.detach().float(), axis)
     return rows[:MAX_ROWS] if rows.shape[0] > MAX_ROWS else rows
 
 
@@ -87,9 +87,11 @@ def measure_gradients(
             module.training = training
     trunk_norm2 = float(sum(g.double().pow(2).sum() for g in grads[: len(params)] if g is not None))
     measured: dict[str, GradientAt] = {}
+    by_id = {seed.seed_id: seed for seed in scored}
     for (seed_id, (inputs, _)), delta in zip(taps.items(), grads[len(params) :], strict=True):
         if delta is not None:
-            measured[seed_id] = GradientAt(_rows(inputs), _rows(delta))
+            axis = by_id[seed_id].feature_axis
+            measured[seed_id] = GradientAt(_rows(inputs, axis(inputs.ndim)), _rows(delta, axis(delta.ndim)))
     return measured, trunk_norm2
 
 
