@@ -137,3 +137,19 @@ def test_to_moves_every_buffer_training_state_included():
     net.to("meta")
     assert all(buffer.device.type == "meta" for buffer in net.buffers())
     assert seed.reservoir_data is not None and seed.reservoir_data.device.type == "meta"
+
+
+def test_an_in_place_op_after_the_seed_cannot_rewrite_what_it_learns():
+    """ReLU(inplace=True) right after a seed: health and reservoir see the seed's input, negatives included."""
+    torch.manual_seed(0)
+    config = SeedConfig(health_every=1, buffer_size=64)
+    seed = SentinelSeed(4, config=config, seed_id="s")
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), seed, torch.nn.ReLU(inplace=True), torch.nn.Linear(4, 2))
+    seed.germinate()  # shadow-training: every batch goes to the reservoir
+    x = torch.randn(16, 3)
+    before = model[0](x).detach()
+    assert (before < 0).any()
+    model(x)
+    seed.observe()
+    torch.testing.assert_close(seed.reservoir(), before)
+    torch.testing.assert_close(seed.health_mean, before.mean(0))

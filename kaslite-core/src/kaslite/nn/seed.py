@@ -244,7 +244,10 @@ class SentinelSeed(nn.Module):
             self.__dict__["_health_in_graph"] = True
         # Detached, so the stash never keeps the autograd graph alive (nor stops a deepcopy); through
         # __dict__, not nn.Module.__setattr__, which alone costs more than a dormant seed's forward.
-        self.__dict__["_seen"] = x.detach()
+        # A batch observe() will learn from is copied: an in-place op after the seed (ReLU(inplace=True))
+        # would otherwise rewrite it first. The others are read for their shape only.
+        learns = self._remembering or self._observed % self.config.health_every == 0
+        self.__dict__["_seen"] = x.detach().clone() if learns else x.detach()
 
     def _score_point(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out`` plus a zero tensor whose gradient will be the loss gradient where the seed writes."""
