@@ -153,3 +153,26 @@ def test_an_in_place_op_after_the_seed_cannot_rewrite_what_it_learns():
     seed.observe()
     torch.testing.assert_close(seed.reservoir(), before)
     torch.testing.assert_close(seed.health_mean, before.mean(0))
+
+
+def test_the_reservoir_is_bounded_in_bytes_and_progress_is_measured_in_chunks(monkeypatch):
+    import kaslite.nn.seed as seed_module
+
+    torch.manual_seed(0)
+    # (4, 16, 16) float maps are 4 KiB a sample: 0.25 MiB holds 64 of them, not buffer_size's 2,048.
+    seed = SentinelSeed(4, config=SeedConfig(buffer_size=2048, buffer_mb=0.25), blueprint="conv").train()
+    seed.germinate()
+    batches = [torch.randn(32, 4, 16, 16) for _ in range(3)]
+    for batch in batches:
+        seed(batch)
+        seed.observe()
+    assert tuple(seed.reservoir_data.shape) == (64, 4, 16, 16) and seed.reservoir().shape[0] == 64
+    assert {tuple(row.flatten()[:3].tolist()) for row in seed.reservoir()} == {
+        tuple(row.flatten()[:3].tolist()) for row in torch.cat(batches[1:])
+    }  # the latest 64 samples
+    with torch.no_grad():
+        seed.child.outer.weight.normal_(0, 0.1)  # a child that reproduces its input only in part
+    monkeypatch.setattr(seed_module, "PROGRESS_CHUNK", 7)
+    chunked = seed.measure_progress()
+    monkeypatch.setattr(seed_module, "PROGRESS_CHUNK", 1 << 30)
+    assert 0.0 < chunked < 1.0 and chunked == pytest.approx(seed.measure_progress(), abs=1e-6)

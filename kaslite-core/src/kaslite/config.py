@@ -94,7 +94,15 @@ class SeedConfig:
             )
         },
     )
-    buffer_size: int = attrs.field(default=2048, validator=integer_at_least(1))
+    buffer_size: int = attrs.field(
+        default=2048, validator=integer_at_least(1), metadata={"help": "samples a shadow-training seed keeps"}
+    )
+    # 64 MiB: 2,048 samples of (64, 32, 32) float maps would take 512 MiB a seed.
+    buffer_mb: float = attrs.field(
+        default=64.0,
+        validator=positive,
+        metadata={"help": "the most memory a seed's samples take, in MiB: large samples are kept fewer"},
+    )
     health_momentum: float = attrs.field(default=0.1, validator=between(0.0, 1.0, low_open=True))
     # Dormant seeds update their health estimate on one training batch in this many.
     health_every: int = attrs.field(default=4, validator=integer_at_least(1))

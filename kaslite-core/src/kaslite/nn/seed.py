@@ -73,6 +73,10 @@ def per_feature(x: torch.Tensor, axis: int) -> torch.Tensor:
     return x.movedim(axis, -1).reshape(-1, x.shape[axis])
 
 
+# Samples per forward when progress is measured over the reservoir.
+PROGRESS_CHUNK = 256
+
+
 class SeedShapeError(KasliteError):
     """A seed met activations whose feature axis does not hold its ``dim`` features."""
 
@@ -438,10 +442,13 @@ class SentinelSeed(nn.Module):
             self._update_health(x)
 
     def _remember(self, x: torch.Tensor) -> None:
-        """Keep the most recent ``buffer_size`` training samples in a ring buffer."""
-        size = self.config.buffer_size
-        rows = x[-size:].to(self._child_dtype())
-        if self.reservoir_data is None or self.reservoir_data.shape[1:] != rows.shape[1:]:
+        """Keep the most recent training samples in a ring buffer: ``buffer_size`` of them, fewer where
+        that many would take more than ``buffer_mb``."""
+        dtype = self._child_dtype()
+        sample_bytes = max(1, x[0].numel() * torch.empty((), dtype=dtype).element_size())
+        size = max(1, min(self.config.buffer_size, int(self.config.buffer_mb * 2**20) // sample_bytes))
+        rows = x[-size:].to(dtype)
+        if self.reservoir_data is None or self.reservoir_data.shape != (size, *rows.shape[1:]):
             self.reservoir_data = rows.new_empty((size, *rows.shape[1:]))
             self._reservoir_next = self._reservoir_filled = 0
         start, end = self._reservoir_next, self._reservoir_next + rows.shape[0]
@@ -524,10 +531,14 @@ class SentinelSeed(nn.Module):
             self.progress = 0.0
             return self.progress
         axis = self.feature_axis(data.ndim)
-        with torch.autocast(data.device.type, enabled=False):
-            rebuilt = self.child(data)
+        squared_error = 0.0
+        # In chunks: one forward of a whole reservoir of feature maps would hold all its activations.
+        for chunk in torch.split(data, PROGRESS_CHUNK):
+            with torch.autocast(data.device.type, enabled=False):
+                rebuilt = self.child(chunk)
+            squared_error += float((rebuilt.float() - chunk.float()).square().sum())
         variance = float(per_feature(data, axis).float().var(dim=0, unbiased=False).mean())
-        mse = float(nn.functional.mse_loss(rebuilt.float(), data.float()))
+        mse = squared_error / data.numel()
         self.progress = 0.0 if variance <= 0 else min(1.0, max(0.0, 1.0 - mse / variance))
         return self.progress
 
