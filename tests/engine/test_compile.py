@@ -89,3 +89,29 @@ def test_compiled_width_growth_costs_a_few_graphs_and_agrees_with_eager():
     assert counters["frames"]["total"] == counters["frames"]["ok"]
     with torch.no_grad():
         assert torch.allclose(compiled(x_val), net(x_val), atol=1e-5)
+
+
+def test_an_in_place_op_after_a_seed_is_seen_alike_eager_and_compiled():
+    """ReLU(inplace=True) after a seed: eager and compiled learn the same health and reservoir, from the
+    seed's input (negatives included), on the same batches."""
+
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        seed = kaslite.nn.SentinelSeed(4, config=SeedConfig(health_every=1, buffer_size=64), seed_id="s")
+        return nn.Sequential(nn.Linear(3, 4), seed, nn.ReLU(inplace=True), nn.Linear(4, 2))
+
+    torch._dynamo.reset()
+    learnt = []
+    for compile_it in (False, True):
+        net = model()
+        net[1].germinate()  # shadow-training: every batch goes to the reservoir
+        run = torch.compile(net) if compile_it else net
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            run(torch.randn(16, 3, generator=g)).sum().backward()
+            net[1].observe()
+        learnt.append((net[1].reservoir().clone(), net[1].health_mean.clone(), net[1].health_var.clone()))
+    (eager, compiled) = learnt
+    assert (eager[0] < 0).any()  # the seed's input, not the ReLU's output
+    for a, b in zip(eager, compiled, strict=True):
+        torch.testing.assert_close(a, b)
