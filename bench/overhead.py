@@ -142,7 +142,7 @@ def versus_fused(net: MorphogeneticNet, batches: Batches, rounds: int, steps: in
 
 def run_ratio() -> float:
     """A default ``kaslite.fit`` run's process time ÷ that of training its fused final network from
-    scratch for the same epochs and batches (same optimizer, schedule, validation each epoch)."""
+    scratch for the same epochs and batches (same optimizer, clipping, schedule, validation each epoch)."""
     from kaslite.train.data import TensorBatches, load_split
 
     kaslite.fit(config={"train": {"warm_up_epochs": 1, "adaptation_epochs": 0}})  # one-off imports
@@ -160,7 +160,8 @@ def run_ratio() -> float:
     batches = TensorBatches(split, config.train.batch_size, config.train.seed)
     epochs = config.train.warm_up_epochs + config.train.adaptation_epochs
     started = time.process_time()
-    optimizer = default_optimizer(plain.parameters(), config.train.lr, torch.device("cpu"))
+    params = list(plain.parameters())
+    optimizer = default_optimizer(params, config.train.lr, torch.device("cpu"))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(epochs):
@@ -168,6 +169,8 @@ def run_ratio() -> float:
         for x, y in batches.train():
             optimizer.zero_grad(set_to_none=True)
             loss_fn(plain(x), y).backward()
+            if config.train.grad_clip:  # as the trainer does
+                nn.utils.clip_grad_norm_(params, config.train.grad_clip, foreach=True)
             optimizer.step()
         scheduler.step()
         plain.eval()
