@@ -343,6 +343,17 @@ def test_a_checkpoint_taken_while_a_seed_shadow_trains_resumes_bitwise():
         assert torch.equal(grower2.seeds[sid].health_var, health), sid
 
 
+def test_a_factory_function_annotated_to_build_a_module_rebuilds_the_model(tmp_path, monkeypatch):
+    model = UserNet(width=8).eval()
+    x = torch.randn(5, 2)
+    monkeypatch.syspath_prepend(str(HERE.parent))
+    path = save_model(model, tmp_path / "made.pt", factory="core.user_model:make_user_net", factory_kwargs={"width": 8})
+    assert torch.equal(load_model(path)(x), model(x))
+    unannotated = save_model(model, tmp_path / "u.pt", factory="core.user_model:unannotated_factory")
+    with pytest.raises(kaslite.models.files.ModelFileError, match=r"nor a function annotated to return one"):
+        load_model(unannotated)
+
+
 def test_a_model_file_naming_something_other_than_a_module_runs_nothing(tmp_path):
     marker = tmp_path / "ran"
     payload = {

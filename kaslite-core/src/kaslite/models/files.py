@@ -83,8 +83,9 @@ def save_model(
     """Write ``model`` to ``path`` atomically.
 
     ``metadata`` must be plain data (str, numbers, lists, dicts). ``factory``
-    (``"package.module:callable"``, called with ``factory_kwargs``) is how
-    :func:`load_model` rebuilds a module that cannot describe itself.
+    (``"package.module:MyNet"``, or ``"package.module:make"`` for a function annotated
+    ``-> nn.Module``; called with ``factory_kwargs``) is how :func:`load_model`
+    rebuilds a module that cannot describe itself.
     """
     import torch
 
@@ -131,11 +132,29 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
-    """Build the module a file names. Only a ``torch.nn.Module`` subclass (or its
-    ``from_architecture``) is ever called: a file naming anything else (``os:system``...) runs nothing."""
+def _builds_modules(target: Any) -> bool:
+    """A ``torch.nn.Module`` subclass, its ``from_architecture``, or a function annotated to return a
+    module (``def make(width: int) -> nn.Module``): what a model file may have kaslite call."""
     import inspect
+    import typing
 
+    from torch import nn
+
+    owner = target.__self__ if inspect.ismethod(target) and target.__name__ == "from_architecture" else target
+    if inspect.isclass(owner):
+        return issubclass(owner, nn.Module)
+    if not inspect.isfunction(target):
+        return False
+    try:
+        returned = typing.get_type_hints(target).get("return")
+    except Exception:  # an annotation that does not resolve says nothing
+        return False
+    return inspect.isclass(returned) and issubclass(returned, nn.Module)
+
+
+def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
+    """Build the module a file names. Only what :func:`_builds_modules` accepts is ever called: a file
+    naming anything else (``os:system``...) runs nothing."""
     from torch import nn
 
     module_name, _, qualname = builder["factory"].partition(":")
@@ -148,11 +167,10 @@ def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
             f"model file {str(path)!r} is rebuilt by {builder['factory']!r}, which cannot be imported here "
             f"({type(exc).__name__}: {exc}); install the package that defines it"
         ) from None
-    owner = target.__self__ if inspect.ismethod(target) and target.__name__ == "from_architecture" else target
-    if not (inspect.isclass(owner) and issubclass(owner, nn.Module)):
+    if not _builds_modules(target):
         raise ModelFileError(
-            f"model file {str(path)!r} names {builder['factory']!r}, which is not a torch.nn.Module class; "
-            "kaslite only builds modules"
+            f"model file {str(path)!r} names {builder['factory']!r}, which is not a torch.nn.Module class nor a "
+            "function annotated to return one (def make(...) -> nn.Module); kaslite only builds modules"
         )
     model = target(**builder["kwargs"])
     if not isinstance(model, nn.Module):
