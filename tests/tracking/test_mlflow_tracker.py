@@ -162,6 +162,18 @@ def test_a_failed_run_leaves_no_figure_helper_behind(store, monkeypatch):
     assert helper.returncode is not None and tracking._helper is None
 
 
+def test_a_store_elsewhere_than_the_working_directory_gets_the_registered_model(store, monkeypatch):
+    use_tiny_data()
+    Path("work").mkdir()
+    monkeypatch.chdir("work")  # --tracking-uri names the store; MLflow's own default would be ./mlflow.db
+    settings = {"tracking_uri": store, "register_threshold": 0.0}
+    run_experiment(tiny_config(), ".", "elsewhere", ["json", "mlflow"], quiet=True, tracker_settings=settings)
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    (version,) = client.search_model_versions("name = 'kaslite'")
+    assert version.run_id == kaslite_runs(client)[0].info.run_id
+    assert not Path("mlflow.db").exists()
+
+
 def test_thresholds_decide_registration(store, monkeypatch):
     use_tiny_data()
     Path("work").mkdir()

@@ -9,6 +9,7 @@ appends an event to the registered model's tags
 rollback can hand the alias back to the version that held it before.
 """
 
+import contextlib
 import json
 import math
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from kaslite_tracking.store import StoreError
+from kaslite_tracking.store import StoreError, fluent_tracking_uri
 
 ALIASES = ("staging", "production")
 VAL_ACC = "val_acc"
@@ -233,9 +234,12 @@ class Registry:
             "problem": problem,
             "seeds_activated": str(seeds_activated),
         }
-        created = self.client.create_model_version(
-            self.name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
-        )
+        # MLflow resolves a models:/ source through its process-wide tracking URI, not the client's:
+        # without this, a store given by --tracking-uri registers nothing (and ./mlflow.db appears).
+        with fluent_tracking_uri(self.tracking_uri) if self.tracking_uri else contextlib.nullcontext():
+            created = self.client.create_model_version(
+                self.name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
+            )
         return version_info(self.client.get_model_version(self.name, created.version))
 
     def move_alias(self, alias: str, version: str, action: str) -> str | None:
