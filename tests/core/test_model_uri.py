@@ -17,7 +17,13 @@ from kaslite.models import ModelUri, parse_model_uri, scheme_of
         ("models:/kaslite/3", "models", None, "kaslite", None, "3"),
         ("models:/kaslite/latest", "models", None, "kaslite", None, "latest"),
         ("models:/my-model", "models", None, "my-model", None, None),
-        ("models://kaslite", "models", None, "kaslite", None, None),
+        ("models://kaslite", "models", None, None, None, None),  # a host, not a registered name
+        ("s3://bucket/key.pt", "s3", None, None, None, None),  # not registered model 'bucket', version 'key.pt'
+        ("file://model.pt", "file", "model.pt", None, None, None),
+        ("file://results/run/model.pt", "file", "results/run/model.pt", None, None, None),
+        ("file://localhost/srv/m.pt", "file", "/srv/m.pt", None, None, None),
+        ("file:///srv/my%20model.pt", "file", "/srv/my model.pt", None, None, None),
+        ("my%20model.pt", "file", "my%20model.pt", None, None, None),  # a bare path is taken as it is
         ("reg:/kaslite@staging/", "reg", None, "kaslite", "staging", None),
         ("s3://bucket/path/model.pt", "s3", None, None, None, None),  # a source's own form: it reads the rest
         ("models:/kaslite@staging/2", "models", None, None, None, None),

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from kaslite.errors import ConfigError
+from kaslite.errors import ConfigError, message_line
 from kaslite.structure import structure, unstructure
 from kaslite.validation import between, integer_at_least, non_empty, non_negative, one_of, positive
 
@@ -217,7 +217,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {message_line(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

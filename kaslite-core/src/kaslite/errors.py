@@ -5,6 +5,18 @@ class KasliteError(Exception):
     """Base class of every error kaslite raises on purpose."""
 
 
+def message_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message; its type's name when the message is empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def first_line(exc: BaseException) -> str:
+    """``exc`` in one line: ``Type: first line of the message`` (the type alone for an empty message)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class ConfigError(KasliteError, ValueError):
     """A configuration value (from YAML, flags or Python) is not allowed."""
 

@@ -28,7 +28,7 @@ import attrs
 import pluggy
 
 from kaslite import hookspecs
-from kaslite.errors import DuplicateNameError, PluginError, UnknownNameError
+from kaslite.errors import DuplicateNameError, PluginError, UnknownNameError, first_line
 
 logger = logging.getLogger("kaslite.plugins")
 
@@ -112,11 +112,6 @@ class Collected:
 def env_flag(name: str) -> bool:
     """Whether environment variable ``name`` is set to a true value (1, true, yes, on)."""
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _short(value: Any) -> str:
@@ -231,7 +226,7 @@ class PluginManager(pluggy.PluginManager):
         self.origins[name] = origin
 
     def _fail(self, name: str, origin: _Origin, exc: BaseException) -> None:
-        reason = _first_line(exc)
+        reason = first_line(exc)
         label = f"plugin {name!r} ({origin.distribution} {origin.version})"
         if self.strict:
             raise PluginError(f"{label} failed to load: {reason}") from exc
@@ -279,7 +274,7 @@ class PluginManager(pluggy.PluginManager):
                 results = self.subset_hook_caller(hook, others)(**arguments)
             except Exception as exc:
                 self._plugin_failed(
-                    impl.plugin_name, hook, f"failed in {hook}", "what it registers was", _first_line(exc), exc
+                    impl.plugin_name, hook, f"failed in {hook}", "what it registers was", first_line(exc), exc
                 )
                 continue
             yield impl.plugin_name, (results[0] if results else None), arguments
@@ -296,7 +291,7 @@ class PluginManager(pluggy.PluginManager):
             try:
                 items = list(result)
             except Exception as error:
-                problem, exc = _first_line(error), error
+                problem, exc = first_line(error), error
             wrong = [item for item in items if not isinstance(item, kind.record)]
             if problem is None and wrong:
                 problem = f"returned {_short(wrong[0])} where a {kind.record.__name__} was expected"

@@ -28,6 +28,8 @@ from typing import Literal
 
 import attrs
 
+from kaslite.errors import first_line
+
 logger = logging.getLogger("kaslite.serve")
 
 ModelEventKind = Literal["loaded", "reloaded", "failed", "evicted"]
@@ -137,8 +139,7 @@ class ServerEvents:
             if listener not in self._listeners:
                 return  # another thread already reported it
             self._listeners = tuple(other for other in self._listeners if other is not listener)
-        lines = str(exc).strip().splitlines()
-        reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        reason = first_line(exc)
         logger.warning(
             "server listener %s.%s failed (%s); it gets no more events",
             type(listener).__module__,

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 import torch
 
-from kaslite.errors import KasliteError
+from kaslite.errors import KasliteError, first_line, message_line
 from kaslite.models import parse_model_uri
 from kaslite.models.files import ModelFileError
 from kaslite.plugins import get_model_source
@@ -29,11 +29,9 @@ logger = logging.getLogger("kaslite.serve")
 
 def describe(exc: BaseException) -> str:
     """One line about ``exc``: kaslite's own errors speak for themselves, others carry their type."""
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    if isinstance(exc, KasliteError) and first:
-        return first
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if isinstance(exc, KasliteError) and str(exc).strip():
+        return message_line(exc)
+    return first_line(exc)
 
 
 def version_label(version: object, metadata: dict[str, Any]) -> str:

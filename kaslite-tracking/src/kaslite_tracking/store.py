@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kaslite.errors import ConfigError
+from kaslite.errors import ConfigError, message_line
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The embedded store: a SQLite file in the working directory, no server needed.
@@ -50,8 +50,7 @@ def _reason(exc: BaseException) -> str:
     found = re.search(r"\[Errno -?\d+\][^'\")]*", text)
     if found:
         return found.group(0).strip()
-    lines = text.strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return message_line(exc)
 
 
 def check_store(uri: str, must_exist: bool = False) -> None:

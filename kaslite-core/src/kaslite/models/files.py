@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kaslite.errors import KasliteError
+from kaslite.errors import KasliteError, message_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -118,7 +118,7 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelFileError(f"model file {str(path)!r} is not readable: {str(exc).splitlines()[0]}") from None
+        raise ModelFileError(f"model file {str(path)!r} is not readable: {message_line(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{str(path)!r} is not a kaslite model file")
     version = payload.get("format_version", 0)
@@ -201,7 +201,7 @@ def load_model(path: str | Path, model: "nn.Module | None" = None) -> "nn.Module
         target.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise ModelFileError(
-            f"model file {str(path)!r} does not fit {type(target).__name__}: {str(exc).splitlines()[0]}"
+            f"model file {str(path)!r} does not fit {type(target).__name__}: {message_line(exc)}"
         ) from None
     object.__setattr__(target, "metadata", dict(payload.get("metadata", {})))  # plain data, not a submodule
     return model.eval()

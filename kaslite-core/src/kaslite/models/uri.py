@@ -2,25 +2,27 @@
 
 The one parser every model source, the server and its extensions share:
 
-* a bare path or ``file:///abs/model.pt`` is scheme ``file`` with a ``path``;
+* a bare path or ``file:///abs/model.pt`` is scheme ``file`` with a ``path``
+  (``file://localhost/abs/model.pt`` too; ``file://model.pt`` is the relative
+  ``model.pt``; ``%20`` and the like are decoded in ``file:`` URIs);
 * ``SCHEME:/NAME@ALIAS``, ``SCHEME:/NAME/VERSION`` and ``SCHEME:/NAME`` (the
-  MLflow registry's ``models:/`` form, which any registry-like source may
-  use) carry the registered ``name`` and at most one of ``alias`` and
-  ``version``;
-* any other URI of a source's own (``s3://bucket/key.pt``) keeps its scheme,
-  with no name: that source reads the rest itself.
+  MLflow registry's ``models:/`` form, one slash, which any registry-like
+  source may use) carry the registered ``name`` and at most one of ``alias``
+  and ``version``;
+* any other URI of a source's own (``s3://bucket/key.pt``: two slashes, a
+  host) keeps its scheme, with no name: that source reads the rest itself.
 """
 
 import re
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import attrs
 
 from kaslite.errors import ConfigError
 
 FILE_SCHEME = "file"
-_REGISTRY_FORM = re.compile(r"^[^:]+:/+(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))?/?$")
+_REGISTRY_FORM = re.compile(r"^[^:]+:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))?/?$")
 
 
 @attrs.frozen
@@ -72,13 +74,23 @@ def scheme_of(uri: str) -> str:
     return scheme if len(scheme) > 1 else FILE_SCHEME
 
 
+def _file_path(uri: str) -> str:
+    """The path a bare path or ``file:`` URI names."""
+    parsed = urlparse(uri)
+    if parsed.scheme != FILE_SCHEME:
+        return uri  # a bare path is taken as it is, '%' and all
+    if parsed.netloc in ("", "localhost"):
+        return unquote(parsed.path)
+    # file://model.pt or file://results/run/model.pt: a relative path, whose first part urlparse calls a host.
+    return unquote(parsed.netloc + parsed.path)
+
+
 def parse_model_uri(uri: str) -> ModelUri:
     """Split ``uri`` into its scheme and what it names; never raises (see :meth:`ModelUri.registered`)."""
     uri = uri.strip()
     scheme = scheme_of(uri)
     if scheme == FILE_SCHEME:
-        parsed = urlparse(uri)
-        return ModelUri(uri, scheme, path=parsed.path if parsed.scheme == FILE_SCHEME else uri)
+        return ModelUri(uri, scheme, path=_file_path(uri))
     match = _REGISTRY_FORM.match(uri)
     if match is None:
         return ModelUri(uri, scheme)

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from kaslite.errors import KasliteError
+from kaslite.errors import KasliteError, first_line
 from kaslite.hookspecs import SweepEnd
 from kaslite.sweep.grid import slot_count
 from kaslite.sweep.progress import SweepProgress
@@ -192,8 +192,7 @@ def announce_end(end: SweepEnd) -> None:
         try:
             impl.function(sweep=end)
         except Exception as exc:
-            lines = str(exc).strip().splitlines()
-            reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+            reason = first_line(exc)
             print(f"kaslite sweep: plugin {impl.plugin_name!r} failed in kaslite_sweep_end: {reason}", file=sys.stderr)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from kaslite.errors import ConfigError
+from kaslite.errors import ConfigError, message_line
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -120,7 +120,6 @@ def open_storage(
         except Exception as exc:
             # Two workers starting together can race to create Optuna's tables; the loser retries.
             if attempt == attempts:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ConfigError(f"cannot open sweep storage {redact(target)!r}: {first}") from None
+                raise ConfigError(f"cannot open sweep storage {redact(target)!r}: {message_line(exc)}") from None
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kaslite.errors import ConfigError, KasliteError
+from kaslite.errors import ConfigError, KasliteError, first_line
 from kaslite.sweep.bayes import make_sampler, suggest
 from kaslite.sweep.grid import run_slug
 from kaslite.sweep.spec import SweepSpec
@@ -153,10 +153,7 @@ class StaleWatch:
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, KasliteError):
-        return str(exc)
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return str(exc) if isinstance(exc, KasliteError) else first_line(exc)
 
 
 def give_back(study: "optuna.Study", trial: "FrozenTrial", max_attempts: int) -> bool:

@@ -7,6 +7,7 @@ import attrs
 
 from kaslite.config import ExperimentConfig
 from kaslite.control.base import Candidate, SeedView
+from kaslite.errors import first_line
 
 
 @attrs.frozen
@@ -213,9 +214,7 @@ class RunFailed:
 
     @classmethod
     def from_exception(cls, epoch: int, exc: BaseException, run_dir: Path | None) -> "RunFailed":
-        text = str(exc).strip()
-        error = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-        return cls(epoch, error, isinstance(exc, KeyboardInterrupt), run_dir)
+        return cls(epoch, first_line(exc), isinstance(exc, KeyboardInterrupt), run_dir)
 
 
 @attrs.frozen

@@ -47,7 +47,7 @@ from kaslite.control.base import (
     Observation,
     SeedView,
 )
-from kaslite.errors import ConfigError, KasliteError
+from kaslite.errors import ConfigError, KasliteError, first_line
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedState, SentinelSeed
 from kaslite.train.events import (
     EpochRecord,
@@ -384,8 +384,7 @@ class Grower:
             try:
                 outcome = ("actions", list(self.controller.decide(obs)))
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                outcome = ("error", f"{type(exc).__name__}: {first}".rstrip(": "))
+                outcome = ("error", first_line(exc))
         kind, value = _from_rank_zero(outcome)
         if kind == "error":
             raise GrowthPolicyError(f"growth policy {self.policy_name} raised at epoch {self.epoch}: {value}")

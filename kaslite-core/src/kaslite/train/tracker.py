@@ -4,6 +4,7 @@ import contextlib
 import logging
 from typing import Any
 
+from kaslite.errors import first_line
 from kaslite.train.events import (
     EpochRecord,
     GrowthDecision,
@@ -110,7 +111,7 @@ class TrackerGroup:
 
     def _detach(self, name: str, method: str, exc: Exception, epoch: int) -> None:
         tracker = self.trackers.pop(name)
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+        reason = first_line(exc)
         self.detached[name] = reason
         message = f"tracker {name!r} failed in {method} and was detached; the run goes on ({reason})"
         logger.warning("kaslite: %s", message)
