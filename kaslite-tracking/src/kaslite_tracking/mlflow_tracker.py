@@ -375,12 +375,7 @@ class MlflowTracker(Tracker):
         self._raise_start_failure()
         if record.epoch <= self._logged_through:
             return
-        values = {
-            "train_loss": record.train_loss,
-            "val_loss": record.val_loss,
-            "val_acc": record.val_acc,
-            "best_acc": record.best_acc,
-        }
+        values = record.metrics()
         for seed in record.seeds:
             values[f"seed_alpha.{seed.seed_id}"] = seed.alpha
         self._pending.extend(_epoch_metrics(values, record.epoch))

@@ -24,6 +24,13 @@ from kaslite.train.events import (
 from kaslite.train.tracker import Tracker
 
 PHASE_NAMES = {1: "warm-up", 2: "adaptation"}
+# EpochRecord.metrics() names -> TensorBoard's tags.
+SCALAR_TAGS = {
+    "train_loss": "train/loss",
+    "val_loss": "validation/loss",
+    "val_acc": "validation/accuracy",
+    "best_acc": "validation/best_acc",
+}
 FIGURE_TAG = "run/growth"
 
 
@@ -54,12 +61,7 @@ class TensorBoardTracker(Tracker):
         self.writer.add_text(tag, text, step)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        scalars = {
-            "train/loss": record.train_loss,
-            "validation/loss": record.val_loss,
-            "validation/accuracy": record.val_acc,
-            "validation/best_acc": record.best_acc,
-        }
+        scalars = {SCALAR_TAGS[name]: value for name, value in record.metrics().items()}
         for seed in record.seeds:
             scalars[f"seed/{seed.seed_id}/alpha"] = seed.alpha
         for tag, value in scalars.items():

@@ -85,17 +85,18 @@ class EpochRecord:
     duration_s: float = 0.0
     params: int = 0
 
-    def row(self) -> dict[str, Any]:
-        """A flat history.csv row: the metrics, the parameter count, then each seed's state and alpha."""
-        row: dict[str, Any] = {
-            "epoch": self.epoch,
-            "phase": self.phase,
+    def metrics(self) -> dict[str, float]:
+        """The epoch's metrics by the names history.csv and MLflow give them (trackers map them to theirs)."""
+        return {
             "train_loss": self.train_loss,
             "val_loss": self.val_loss,
             "val_acc": self.val_acc,
             "best_acc": self.best_acc,
-            "params": self.params,
         }
+
+    def row(self) -> dict[str, Any]:
+        """A flat history.csv row: the metrics, the parameter count, then each seed's state and alpha."""
+        row: dict[str, Any] = {"epoch": self.epoch, "phase": self.phase, **self.metrics(), "params": self.params}
         for seed in self.seeds:
             row[f"{seed.seed_id}_state"] = seed.state
             row[f"{seed.seed_id}_alpha"] = seed.alpha
