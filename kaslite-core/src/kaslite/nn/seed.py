@@ -190,6 +190,7 @@ class SentinelSeed(nn.Module):
         self.progress = 0.0
         self._drift = 0.0
         self._observed = 0
+        self._health_next = True  # whether observe() updates the health from the next batch
         self._reservoir_next = 0
         self._reservoir_filled = 0
         self._shadow_steps = 0
@@ -250,7 +251,7 @@ class SentinelSeed(nn.Module):
         # __dict__, not nn.Module.__setattr__, which alone costs more than a dormant seed's forward.
         # A batch observe() will learn from is copied: an in-place op after the seed (ReLU(inplace=True))
         # would otherwise rewrite it first. The others are read for their shape only.
-        learns = self._remembering or self._observed % self.config.health_every == 0
+        learns = self._remembering or self._health_next
         self.__dict__["_seen"] = x.detach().clone() if learns else x.detach()
 
     def _score_point(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -424,6 +425,21 @@ class SentinelSeed(nn.Module):
         state["_seen"] = None
         if self._state is SeedState.CULLED:
             return
+        state["_batch_size"] = x.shape[0]
+        health = state["_health_next"]
+        state["_observed"] += 1
+        state["_health_next"] = self._observed % self.config.health_every == 0
+        if self._state is SeedState.TRAINING:
+            self._check_features(x)
+            self._remember(x)
+        if not health:
+            return
+        self._check_features(x)  # the first batch always updates the health: a wrong shape stops step 1
+        # The stash is detached: no autograd context needed here (and none paid for).
+        if not state.pop("_health_in_graph", False):
+            self._update_health(x)
+
+    def _check_features(self, x: torch.Tensor) -> None:
         axis = self.feature_axis(x.ndim) if x.ndim > 1 else -1
         if x.ndim < 2 or x.shape[axis] != self.dim:
             raise SeedShapeError(
@@ -431,15 +447,6 @@ class SentinelSeed(nn.Module):
                 f"got shape {tuple(x.shape)}; give SentinelSeed the right dim, or channel_axis= where the "
                 "features are (1 for Conv1d's (B, C, L))"
             )
-        state["_batch_size"] = x.shape[0]
-        if self._state is SeedState.TRAINING:
-            self._remember(x)
-        state["_observed"] += 1
-        if (self._observed - 1) % self.config.health_every:
-            return
-        # The stash is detached: no autograd context needed here (and none paid for).
-        if not state.pop("_health_in_graph", False):
-            self._update_health(x)
 
     def _remember(self, x: torch.Tensor) -> None:
         """Keep the most recent training samples in a ring buffer: ``buffer_size`` of them, fewer where
@@ -580,6 +587,7 @@ class SentinelSeed(nn.Module):
             self.health_mean.copy_(state["health_mean"])
         self.health_count.copy_(state["health_count"])
         self._observed = int(state["observed"])
+        self._health_next = self._observed % self.config.health_every == 0
         reservoir = state["reservoir"]
         device = self.health_var.device
         self.reservoir_data = None if reservoir is None else reservoir.to(device, self._child_dtype(), copy=True)
