@@ -30,7 +30,6 @@ import http.client
 import importlib.util
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from kaslite_serve.testing import free_port, wait_until_up
 
 ROW = [[0.25, -0.5]]
 BATCH = [[(i % 17) / 8 - 1.0, (i % 5) / 2 - 1.0] for i in range(1000)]
@@ -115,12 +116,6 @@ def run_app(kind: str, model_path: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, workers=1, log_level="warning", access_log=False)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (``mlflow models serve`` runs uvicorn in a child)."""
     pids = [pid]
@@ -153,19 +148,16 @@ def started(command: list[str], port: int, probe: str) -> Iterator[subprocess.Po
     # mlflow runs `uvicorn` from PATH: make it this interpreter's.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+
+    def output() -> str:  # stderr can be read whole only once the process has exited
+        exited = process.poll() is not None and process.stderr is not None
+        return process.stderr.read() if exited else f"{command[:3]} is still starting"  # type: ignore[union-attr]
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{command[:3]} exited: {process.stderr.read() if process.stderr else ''}")
-            with contextlib.suppress(OSError):
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", probe)
-                if connection.getresponse().status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{command[:3]} did not start")
-            time.sleep(0.2)
+        try:
+            wait_until_up(process, f"http://127.0.0.1:{port}{probe}", lambda status, _: status == 200, 120, output)
+        except AssertionError as exc:
+            raise SystemExit(str(exc)) from None
         yield process
     finally:
         process.terminate()

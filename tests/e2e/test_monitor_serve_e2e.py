@@ -7,10 +7,6 @@ Needs kaslite-core, kaslite-serve and kaslite-monitor installed (the nox ``e2e``
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -53,8 +49,8 @@ def samples(text: str) -> dict[str, dict[frozenset, float]]:
 
 
 def test_the_real_server_reports_its_traffic_and_model(tmp_path):
-    import kaslite_serve  # noqa: F401  (imported here: a missing kaslite-serve fails this test, never the others)
     from kaslite_monitor.export import asset_files
+    from kaslite_serve.testing import ServeProcess  # here: a missing kaslite-serve fails this test, never the others
 
     kaslite.reset_plugin_manager()
     kaslite.get_plugin_manager().register(tiny_datasets, name="tiny")
@@ -70,24 +66,8 @@ def test_the_real_server_reports_its_traffic_and_model(tmp_path):
     model = summary.run_dir / "model.pt"
 
     env = {k: v for k, v in os.environ.items() if k not in ("KASLITE_ADMIN_TOKEN", "PROMETHEUS_MULTIPROC_DIR")}
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        command = [sys.executable, "-m", "kaslite", "serve", "--model", str(model), "--port", str(port)]
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:  # up, and its lifespan has loaded the model
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                if call(f"{url}/health/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+    with ServeProcess(str(model), env=env, log=tmp_path / "server.log") as server:
+        url = server.url
         status, health = call(f"{url}/health")
         assert status == 200 and health["model_loaded"] is True, health
         for _ in range(3):
@@ -102,9 +82,6 @@ def test_the_real_server_reports_its_traffic_and_model(tmp_path):
         assert call(f"{url}/reload-model", {})[0] == 503
         status, text = call(f"{url}/metrics")
         assert status == 200 and isinstance(text, str)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
     got = samples(text)
 

@@ -1,14 +1,10 @@
-"""The real inference server for the monitor's tests: model files, model sources, ``kaslite serve`` processes.
+"""The real inference server for the monitor's tests: model files, model sources, ``kaslite serve`` processes
+(:class:`kaslite_serve.testing.ServeProcess`).
 
 kaslite-serve is installed beside kaslite-monitor for these tests (nox's
 ``TEST_COMPANIONS``); the monitor itself never imports it.
 """
 
-import contextlib
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -73,53 +69,9 @@ class Registry:
         return [ModelSourceSpec("mem", self.load, self.list_versions, "versions in a folder (tests)")]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-class ServeProcess:
-    """``kaslite serve --model MODEL`` on a free port of 127.0.0.1, up once its first model load has settled."""
-
-    def __init__(self, model: str, env: dict[str, str], log: Path) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        command = [sys.executable, "-m", "kaslite", "serve", "--model", model, "--port", str(port)]
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, f"the server exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"the server did not come up:\n{log.read_text()}"
-            with contextlib.suppress(OSError):
-                status, body = get(f"{self.url}/health/ready", timeout=2)
-                if b'"loading"' not in body and status in (200, 503):
-                    break
-            time.sleep(0.1)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def kill(self) -> None:
-        """SIGKILL: the process gets no chance to clean anything up."""
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()

@@ -9,11 +9,11 @@ import kaslite
 from kaslite.testing import fake_distribution
 from kaslite_monitor.inference import UNMATCHED
 from kaslite_serve import ServerSettings
-from kaslite_serve.testing import server_client
+from kaslite_serve.testing import ServeProcess, server_client
 
 from .conftest import subprocess_env
 from .exposition import parse, scrape, series, value
-from .servers import EMPTY_REGISTRY, MODEL_NAME, Registry, ServeProcess, save_model_file
+from .servers import EMPTY_REGISTRY, MODEL_NAME, Registry, save_model_file
 
 ROW = {"data": [[0.5, -0.5]]}
 
@@ -221,10 +221,10 @@ def test_two_server_processes_share_one_multiprocess_dir(tmp_path, model_file):
     shared.mkdir()
     env = subprocess_env(site, PROMETHEUS_MULTIPROC_DIR=str(shared))
     b_file = save_model_file(tmp_path / "b.pt", version="1")
-    a = ServeProcess(str(model_file), env, tmp_path / "a.log")
+    a = ServeProcess(str(model_file), env=env, log=tmp_path / "a.log")
     servers = [a]
     try:
-        b = ServeProcess(str(b_file), env, tmp_path / "b.log")
+        b = ServeProcess(str(b_file), env=env, log=tmp_path / "b.log")
         servers.append(b)
         for _ in range(3):
             assert post(f"{a.url}/predict", ROW) == 200
@@ -242,7 +242,7 @@ def test_two_server_processes_share_one_multiprocess_dir(tmp_path, model_file):
 
         b.kill()  # no chance to clean up; its replacement serves version 1 again
         save_model_file(b_file, version="1")
-        b2 = ServeProcess(str(b_file), env, tmp_path / "b2.log")
+        b2 = ServeProcess(str(b_file), env=env, log=tmp_path / "b2.log")
         servers.append(b2)
         for _ in range(2):
             assert post(f"{b2.url}/predict", ROW) == 200
@@ -252,7 +252,7 @@ def test_two_server_processes_share_one_multiprocess_dir(tmp_path, model_file):
         assert value(samples, "kaslite_model_loaded") == 1  # the minimum over live processes only
         assert info(samples) == {(MODEL_NAME, "1")}  # nobody alive serves version 2 any more
 
-        c = ServeProcess(f"empty:/{MODEL_NAME}@production", env, tmp_path / "c.log")  # a live process, no model
+        c = ServeProcess(f"empty:/{MODEL_NAME}@production", env=env, log=tmp_path / "c.log")  # a live process, no model
         servers.append(c)
         samples = parse(scrape(f"{b2.url}/metrics"))
         assert value(samples, "kaslite_model_loaded") == 0

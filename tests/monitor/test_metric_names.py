@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from kaslite_monitor.export import asset_files
+from kaslite_serve.testing import ServeProcess
 
 from .conftest import subprocess_env
 from .exposition import parse, scrape
-from .servers import ServeProcess, save_model_file
+from .servers import save_model_file
 from .test_inference import ROW, post
 
 README = Path(__file__).resolve().parents[2] / "kaslite-monitor" / "README.md"
@@ -33,7 +34,7 @@ def served(tmp_path_factory) -> str:
     """The exposition of the real server (``kaslite serve``, over HTTP) after some traffic."""
     folder = tmp_path_factory.mktemp("served")
     model = save_model_file(folder / "model.pt")
-    server = ServeProcess(str(model), subprocess_env(), folder / "server.log")
+    server = ServeProcess(str(model), env=subprocess_env(), log=folder / "server.log")
     try:
         assert post(f"{server.url}/predict", ROW) == 200
         assert post(f"{server.url}/predict", {"data": []}) == 422

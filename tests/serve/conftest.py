@@ -3,9 +3,6 @@
 import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ import pytest
 import kaslite
 from kaslite.hookspecs import ModelSourceSpec
 from kaslite.testing import fake_distribution
+from kaslite_serve.testing import ServeProcess
 
 # A model registry kept in a folder: ROOT/NAME/VERSION.pt plus ROOT/NAME/aliases.json.
 # URIs are reg:/NAME@ALIAS and reg:/NAME/VERSION, like MLflow's models:/ URIs.
@@ -96,54 +94,26 @@ def expected(seed: int, rows: list[list[float]]) -> tuple[list[int], list[list[f
     return probabilities.argmax(dim=1).tolist(), probabilities.tolist()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @attrs.frozen
 class Server:
     url: str
-    process: subprocess.Popen
-    log: Path
+    process: ServeProcess
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
     def output(self) -> str:
-        return self.log.read_text()
+        return self.process.output()
 
 
 @contextlib.contextmanager
 def serving(model: str, folder: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
     """``kaslite serve --model MODEL`` on a free port, once its model has loaded (or failed to); SIGTERM on exit."""
-    port = free_port()
-    log = folder / f"server-{port}.log"
     environment = {k: v for k, v in os.environ.items() if k != "KASLITE_ADMIN_TOKEN"}
-    environment.update(PYTHONUNBUFFERED="1", **(env or {}))
-    command = [sys.executable, "-m", "kaslite", "serve", "--model", model, "--port", str(port), *args]
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"server exited with {process.returncode}:\n{server.output()}"
-            assert time.monotonic() < deadline, f"server did not come up:\n{server.output()}"
-            with contextlib.suppress(httpx.TransportError):
-                # Up once the first model load has settled, either way.
-                if httpx.get(server.url + "/health/ready", timeout=1).json()["status"] != "loading":
-                    break
-            time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    environment.update(env or {})
+    log = folder / f"server-{len(list(folder.glob('server-*.log')))}.log"
+    with ServeProcess(model, *args, env=environment, log=log) as process:
+        yield Server(process.url, process)
 
 
 @pytest.fixture(scope="session")

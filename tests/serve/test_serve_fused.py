@@ -37,14 +37,3 @@ def test_the_served_network_is_the_fused_one():
         "seed1_1": {"state": "active", "alpha": 1.0},
         "seed2_1": {"state": "training", "alpha": 0.0},
     }
-
-
-def test_a_model_that_takes_images_is_refused_with_a_clear_error():
-    import pytest
-
-    from kaslite.models.files import ModelFileError
-
-    net = MorphogeneticNet(1, 4, 1, 1, 3, blueprint="conv", trunk="cnn")
-    loaded = LoadedModel(net=net, metadata={}, uri="file:///cnn.pt")
-    with pytest.raises(ModelFileError, match=r"^file:///cnn.pt takes images \(cnn trunk\); the server answers rows"):
-        ServedModel.prepare(loaded, time.perf_counter())

@@ -37,6 +37,8 @@ def test_models_health_and_reload(server):
             "model_name": "demo",
             "current_version": "1",
             "available_versions": ["1"],
+            "input_shape": [2],
+            "output_shape": [3],
             "input_dim": 2,
             "num_classes": 3,
             "seeds": {"seed1_1": {"state": "active", "alpha": 1.0}, "seed2_1": {"state": "dormant", "alpha": 0.0}},

@@ -7,20 +7,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kaslite.models import TensorSpec
 from kaslite_serve.errors import InputError
 from kaslite_serve.validation import _validated, predict_batch, read_predict_body
 
-INPUT_DIM, MAX_ROWS = 2, 5
+MAX_ROWS = 5
+ROWS = TensorSpec((2,), "float32")  # rows of two features
+IMAGES = TensorSpec((1, 2, 2), "float32")  # 1×2×2 images, sent nested or as rows of 4
 
 
-def outcome(read, body: bytes):
+def outcome(read, body: bytes, spec: TensorSpec = ROWS):
     """(batch as a list, version) or the 422 message, reading ``body`` with ``read``."""
     try:
         parsed = read(body)
-        batch = predict_batch(parsed, INPUT_DIM, MAX_ROWS)
+        batch = predict_batch(parsed, spec, MAX_ROWS)
     except InputError as exc:
         return "422", exc.message
-    assert batch.dtype.is_floating_point and tuple(batch.shape) == (len(parsed.rows), INPUT_DIM)
+    assert batch.dtype.is_floating_point and tuple(batch.shape) == (len(parsed.samples), *spec.shape)
     return batch.numpy().tolist(), parsed.model_version
 
 
@@ -58,6 +61,30 @@ def outcome(read, body: bytes):
 )
 def test_both_roads_agree(body):
     assert outcome(read_predict_body, body) == outcome(_validated, body)
+    assert outcome(read_predict_body, body, IMAGES) == outcome(_validated, body, IMAGES)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"data": [[[[1, 2], [3, 4]]]]}', [[[[1.0, 2.0], [3.0, 4.0]]]]),
+        (b'{"data": [[1, 2, 3, 4]]}', [[[[1.0, 2.0], [3.0, 4.0]]]]),  # a flat row, reshaped
+        (b'{"data": [[[[1, 2], [3]]]]}',
+         "data samples differ in shape: data[0][0][1] has 1 value, data[0][0][0] has 2"),
+        (b'{"data": [[[[1, 2], [3, 4]]], [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]]}',
+         "data samples differ in shape: data[1] has 2 values, data[0] has 1"),
+        (b'{"data": [[[1, 2], [3, 4]]]}',
+         "data samples have shape 2×2; the model takes shape 1×2×2 (or a row of 4 numbers)"),
+        (b'{"data": [[1, 2, 3]]}', "data samples have shape 3; the model takes shape 1×2×2 (or a row of 4 numbers)"),
+        (b'{"data": [[[[1, "2"], [3, 4]]]]}', "data[0][0][0][1]: Input should be a valid number"),
+        (b'{"data": [[[[1, 2], [3, NaN]]]]}', "data[0][0][1][1] is NaN; send finite numbers"),
+        (b'{"data": []}', "data has no rows; send at least one row of shape 1×2×2 (or a row of 4 numbers)"),
+    ],
+)  # fmt: skip
+def test_images_come_nested_or_as_flat_rows(body, expected):
+    answer = outcome(read_predict_body, body, IMAGES)
+    assert answer == outcome(_validated, body, IMAGES)
+    assert answer == ((expected, None) if isinstance(expected, list) else ("422", expected))
 
 
 numbers = st.one_of(
@@ -65,7 +92,8 @@ numbers = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
 )
 values = st.one_of(numbers, st.booleans(), st.none(), st.text(max_size=3))
-rows = st.lists(st.one_of(st.lists(numbers, max_size=3), st.lists(values, max_size=3), values), max_size=7)
+samples = st.recursive(st.lists(numbers, max_size=4), lambda inner: st.lists(inner, max_size=2), max_leaves=8)
+rows = st.lists(st.one_of(samples, st.lists(values, max_size=3), values), max_size=7)
 documents = st.fixed_dictionaries(
     {"data": st.one_of(rows, values)},
     optional={"model_version": st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=3), st.floats())},
@@ -77,6 +105,7 @@ documents = st.fixed_dictionaries(
 def test_both_roads_agree_on_any_document(document):
     body = json.dumps(document).encode()
     assert outcome(read_predict_body, body) == outcome(_validated, body)
+    assert outcome(read_predict_body, body, IMAGES) == outcome(_validated, body, IMAGES)
 
 
 def test_plain_numbers_take_the_fast_road():

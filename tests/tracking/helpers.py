@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import torch
 
 import kaslite
 from kaslite.config import ExperimentConfig, build_config
@@ -101,3 +102,8 @@ def texts(accumulator: Any, tag: str) -> list[tuple[int, str]]:
         (event.step, make_ndarray(event.tensor_proto).item().decode())
         for event in accumulator.Tensors(f"{tag}/text_summary")
     ]
+
+
+def conv_net() -> torch.nn.Module:
+    """A small Conv1d classifier over (B, 2, 8) signals: a user's module that a model file rebuilds by name."""
+    return torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3), torch.nn.Flatten(), torch.nn.Linear(3 * 6, 4))

@@ -27,7 +27,9 @@ def test_registers_two_default_trackers_tensorboard_first():
     assert list(manager.registrations(MODEL_SOURCE)) == ["models"]
     commands = manager.collected(COMMAND).records
     assert list(commands) == ["registry"]
-    assert sorted(commands["registry"].commands) == ["best", "list", "production", "promote", "register", "rollback"]
+    assert sorted(commands["registry"].commands) == [
+        "add", "best", "list", "production", "promote", "register", "rollback"
+    ]  # fmt: skip
 
 
 def test_installed_through_the_entry_point_and_on_by_default():

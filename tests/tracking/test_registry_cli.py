@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from kaslite.cli.main import cli
 
-from .helpers import TINY, copy_store, kaslite_cli
+from .helpers import TINY, conv_net, copy_store, kaslite_cli
 
 TRACKERS = ["--tracker", "json", "--tracker", "mlflow"]
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -139,3 +139,42 @@ def test_registry_lifecycle(env, tmp_path, store_template, monkeypatch):
         "Error: no MLflow store at 'sqlite:///nowhere/mlflow.db' ('nowhere/mlflow.db' does not exist); "
         "train with `kaslite run` first or pass --tracking-uri / set MLFLOW_TRACKING_URI"
     )
+
+
+def test_registry_add_registers_a_users_module_from_its_file(tmp_path, monkeypatch):
+    """``kaslite registry add`` creates the store, logs the file as a pyfunc model that predicts what the module
+    does, and gives the alias; a file that does not say what its model takes registers nothing."""
+    import mlflow.pyfunc
+    import torch
+
+    from kaslite.models import save_model
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    net = conv_net()
+    x = torch.randn(5, 2, 8)
+    kwargs = {"factory": "torch.nn:Linear", "factory_kwargs": {"in_features": 2, "out_features": 2}}
+    save_model(torch.nn.Linear(2, 2), tmp_path / "plain.pt", **kwargs)  # no example_input
+    # An absolute store: MLflow caches stores by URI, and a relative one would be another test's folder.
+    uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = ["--model-name", "mine", "--tracking-uri", uri]
+    invoke = CliRunner().invoke
+    refused = invoke(cli, ["registry", "add", "plain.pt", *store])
+    assert refused.exit_code == 2 and refused.stderr == (
+        "Error: plain.pt does not say what Linear takes: save it with kaslite.save_model(model, path, "
+        "example_input=batch), a batch of real inputs\n"
+    )
+    assert not (tmp_path / "registry.db").exists()  # refused before the store was touched
+
+    factory = "tracking.helpers:conv_net"
+    path = save_model(net, tmp_path / "conv.pt", {"val_acc": 0.75}, factory=factory, example_input=x)
+    added = invoke(cli, ["registry", "add", str(path), *store, "--alias", "production"])
+    assert added.exit_code == 0, added.stderr
+    assert added.stdout == f"registered {path} as version 1 of 'mine', alias production: models:/mine/1\n"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias("mine", "production")
+    assert (str(version.version), version.tags["val_acc"]) == ("1", "0.75")
+    with torch.no_grad():
+        expected = net(x).argmax(dim=-1).numpy()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert (mlflow.pyfunc.load_model("models:/mine@production").predict(x.numpy()) == expected).all()

@@ -53,7 +53,7 @@ class ModelEvent:
     :param version: the version loaded, reloaded or evicted; the one
         asked for when a ``request`` load failed; None for a failed
         ``start`` or ``reload`` (the version is not known until it loads).
-    :param input_dim: features per row, when a model was loaded.
+    :param input_dim: values per sample (features, for rows), when a model was loaded.
     :param num_classes: classes the model predicts, when a model was loaded.
     :param load_seconds: time to load and warm up, for ``loaded`` and ``reloaded``.
     :param error: one line saying why, for ``failed``.

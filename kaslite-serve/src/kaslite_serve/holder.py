@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from kaslite.errors import KasliteError, first_line, message_line
-from kaslite.models import parse_model_uri
+from kaslite.models import Signature, parse_model_uri
 from kaslite.models.files import ModelFileError
 from kaslite.plugins import get_model_source
 from kaslite.serving import LoadCause, ModelEvent, ServerEvents
@@ -56,41 +56,71 @@ def seed_states(net: Any) -> dict[str, dict[str, Any]]:
     return {seed.seed_id: {"state": seed.state.value, "alpha": float(seed.alpha)} for seed in find_seeds(net)}
 
 
+def signature_for_serving(loaded: Any) -> Signature:
+    """What the loaded model takes and returns, from its file; refused when the server cannot answer it."""
+    signature: Signature | None = loaded.signature
+    if signature is None:
+        raise ModelFileError(
+            f"{loaded.uri} does not say what {type(loaded.net).__name__} takes: save it with "
+            "kaslite.save_model(model, path, example_input=batch), a batch of real inputs"
+        )
+    if signature.input.is_integer:
+        raise ModelFileError(
+            f"{loaded.uri} takes {signature.input.dtype} inputs; the server answers models over floating-point inputs"
+        )
+    if not signature.output.shape:
+        raise ModelFileError(
+            f"{loaded.uri} returns one value per sample; the server answers classifiers (scores on a last axis)"
+        )
+    return signature
+
+
 @attrs.frozen
 class ServedModel:
-    """A network in eval mode with the version it answers as."""
+    """A network in eval mode with the version it answers as, and what it takes and returns."""
 
     net: Any
     version: str
     uri: str
     metadata: dict[str, Any]
-    input_dim: int
-    num_classes: int
+    signature: Signature
     load_seconds: float
     # The grown network's seeds: the served (fused) network has none left to ask.
     grown_seeds: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
+    @property
+    def input_dim(self) -> int:
+        """Values in one sample (its features, for rows)."""
+        return self.signature.input.size
+
+    @property
+    def num_classes(self) -> int:
+        return self.signature.output.shape[-1]
+
     @classmethod
     def prepare(cls, loaded: Any, started: float, version: str | None = None) -> "ServedModel":
-        """Wrap a source's ``LoadedModel`` and run one warm-up batch before it serves anyone."""
+        """Wrap a source's ``LoadedModel`` and run its example batch before it serves anyone: a model
+        that does not return what its file says is refused here, not at the first request."""
         label = version if version is not None else version_label(loaded.version, loaded.metadata or {})
-        grown = loaded.net
-        if getattr(grown, "trunk", "mlp") != "mlp":
-            raise ModelFileError(
-                f"{loaded.uri} takes images ({grown.trunk} trunk); the server answers rows of features only"
-            )
-        input_dim, num_classes = int(grown.input_dim), int(grown.num_classes)
+        signature = signature_for_serving(loaded)
         model = cls(
             network_of(loaded),
             label,
             loaded.uri,
             dict(loaded.metadata or {}),
-            input_dim,
-            num_classes,
+            signature,
             0.0,
-            seed_states(grown),
+            seed_states(loaded.net),
         )
-        model.predict(torch.zeros(1, input_dim))
+        example = signature.example_batch().to(torch.float32)
+        with torch.inference_mode():
+            output = model.net(example)
+        if not isinstance(output, torch.Tensor) or tuple(output.shape[1:]) != signature.output.shape:
+            got = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ModelFileError(
+                f"{loaded.uri}: the model returns {got} per sample; its file says {signature.output.shape}"
+            )
+        model.predict(example)
         return attrs.evolve(model, load_seconds=time.perf_counter() - started)
 
     def seeds(self) -> dict[str, dict[str, Any]]:
@@ -98,17 +128,19 @@ class ServedModel:
         return self.grown_seeds
 
     def predict(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """(predicted class per row, class probabilities per row, as float64), as numpy arrays."""
+        """(predicted class, class probabilities as float64) per sample, as numpy arrays: the argmax and
+        softmax over the model's last output axis (one class per row for rows of logits, one per position
+        for a sequence's)."""
         with torch.inference_mode():
             logits = self.net(batch)
-            probabilities = torch.softmax(logits, dim=1)
+            probabilities = torch.softmax(logits.float(), dim=-1)
         # numpy from here: on a few rows each of its calls costs a fraction of a torch operator's.
-        if not np.isfinite(logits.numpy()).all():
+        if not np.isfinite(logits.float().numpy()).all():
             # Finite but huge inputs can overflow float32 inside the net; JSON cannot carry the result.
             raise InputError("the model's output is not finite for this data (values too large?)")
         probabilities_np = probabilities.numpy()
         # float64: the JSON carries each probability exactly as the float it is, as it always has.
-        return probabilities_np.argmax(axis=1), probabilities_np.astype(np.float64)
+        return probabilities_np.argmax(axis=-1), probabilities_np.astype(np.float64)
 
 
 class ModelHolder:

@@ -137,13 +137,13 @@ PREDICT_BODY = {"content": {"application/json": {"schema": PredictRequest.model_
     openapi_extra={"requestBody": PREDICT_BODY},
 )
 async def predict(request: Request, holder: Holder, settings: Settings) -> Response:
-    """Class predictions and probabilities for each row of ``data``."""
+    """Class predictions and probabilities for each sample of ``data`` (a row, or nested as the model's input)."""
     with Prediction(holder, "/predict") as facts:
         body = read_predict_body(await request.body())
-        facts.rows, facts.model_version = len(body.rows), body.model_version
+        facts.rows, facts.model_version = len(body.samples), body.model_version
         model = await model_for(holder, body.model_version)
         facts.model_version = model.version
-        batch = predict_batch(body, model.input_dim, settings.max_batch_rows)
+        batch = predict_batch(body, model.signature.input, settings.max_batch_rows)
         predictions, probabilities = await predicted(model, batch, facts)
     return json_response(
         {
@@ -168,6 +168,8 @@ def models(holder: Holder) -> dict[str, Any]:
         "model_name": holder.model_name,
         "current_version": model.version,
         "available_versions": available,
+        "input_shape": list(model.signature.input.shape),
+        "output_shape": list(model.signature.output.shape),
         "input_dim": model.input_dim,
         "num_classes": model.num_classes,
         "seeds": model.seeds(),

@@ -1,6 +1,6 @@
 """Request and response bodies: what the OpenAPI schema shows and what FastAPI parses."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias, Union
 
 from pydantic import (
     BaseModel,
@@ -27,16 +27,66 @@ def _version_text(value: Any) -> Any:
 Version = Annotated[StrictStr, BeforeValidator(_version_text)]
 
 
+# Samples nest as deep as the model's input: rows (depth 1) up to 5-D volumes.
+MAX_SAMPLE_DEPTH = 5
+
+
+def _nested(levels: int) -> Any:
+    kind: Any = Number
+    for _ in range(levels):
+        kind = list[kind]
+    return kind
+
+
+def _layout_name(levels: int) -> str:
+    # Names with brackets: an error's location leaves them out (it names fields and indices only).
+    return "list[" * levels + "number" + "]" * levels
+
+
+def _layout(value: Any) -> str:
+    levels = 0
+    while isinstance(value, list) and levels < MAX_SAMPLE_DEPTH + 1:
+        levels += 1
+        value = value[0] if value else None
+    return _layout_name(max(levels, 1))
+
+
+def _layouts(deepest: int) -> Any:
+    return Annotated[
+        Union[tuple(Annotated[_nested(levels), Tag(_layout_name(levels))] for levels in range(1, deepest + 1))],  # noqa: UP007
+        Discriminator(_layout),
+    ]
+
+
+# One layout per depth, told apart by following first elements, so an error names one layout,
+# not all of them (pydantic would report every member of a plain union).
+# Built at import time, so type checkers see them as Any.
+NestedNumbers: TypeAlias = _layouts(MAX_SAMPLE_DEPTH + 1)  # type: ignore[valid-type]  # a batch, then a sample
+Sample: TypeAlias = _layouts(MAX_SAMPLE_DEPTH)  # type: ignore[valid-type]
+
+
 class PredictRequest(BaseModel):
-    data: list[list[Number]] = Field(description="rows of input_dim numbers each", examples=[[[0.5, -1.25]]])
+    """What the OpenAPI schema shows of a ``/predict`` body (the route validates it as :class:`PredictEnvelope`)."""
+
+    data: list[Sample] = Field(
+        description="samples: rows of numbers, or nested lists in the model's input shape (1×8×8 images...)",
+        examples=[[[0.5, -1.25]]],
+    )
     model_version: Version | None = Field(
         default=None, description="a version the model source lists; the current model when left out"
     )
 
 
+class PredictEnvelope(BaseModel):
+    """A ``/predict`` body with its samples unchecked: how they must nest depends on the model it names."""
+
+    data: list[Any]
+    model_version: Version | None = None
+
+
 class PredictResponse(BaseModel):
-    predictions: list[int]
-    probabilities: list[list[float]]
+    predictions: list[Any] = Field(description="the class of each sample (a list per sample for sequence outputs)")
+    probabilities: list[Any] = Field(description="softmax over the model's last output axis, per sample")
     model_version: str
     inference_time_ms: float
 
@@ -50,7 +100,9 @@ class ModelsResponse(BaseModel):
     model_name: str
     current_version: str
     available_versions: list[str]
-    input_dim: int
+    input_shape: list[int] = Field(description="one sample's shape, without the batch axis")
+    output_shape: list[int] = Field(description="one sample's output shape; classes on the last axis")
+    input_dim: int = Field(description="values per sample (the product of input_shape)")
     num_classes: int
     seeds: dict[str, SeedInfo]
 
@@ -85,24 +137,12 @@ class ErrorDetail(BaseModel):
 Parameters = dict[str, StrictStr | StrictInt | StrictFloat | StrictBool]
 
 
-def _layout(value: Any) -> str:
-    return "list[list[number]]" if isinstance(value, list) and value and isinstance(value[0], list) else "list[number]"
-
-
-# Flat or one list per row, told apart by the first element, so an error names one layout,
-# not both (pydantic would report every member of a plain union).
-TensorData = Annotated[
-    Annotated[list[Number], Tag("list[number]")] | Annotated[list[list[Number]], Tag("list[list[number]]")],
-    Discriminator(_layout),
-]
-
-
 class V2Tensor(BaseModel):
     name: StrictStr
     shape: list[StrictInt]
     datatype: StrictStr
     parameters: Parameters | None = None
-    data: TensorData = Field(description="row-major, flat or one list per row")
+    data: NestedNumbers = Field(description="row-major: flat, or nested as the shape says")
 
 
 class V2RequestOutput(BaseModel):

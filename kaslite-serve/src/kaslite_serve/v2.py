@@ -23,7 +23,7 @@ from kaslite_serve.schemas import (
     V2ServerMetadata,
 )
 from kaslite_serve.settings import ServerSettings
-from kaslite_serve.validation import rows_to_batch, v2_rows
+from kaslite_serve.validation import v2_batch
 
 OUTPUTS = ("probabilities", "predictions")
 INFER = "/models/{name}/infer"
@@ -44,14 +44,15 @@ def check_name(holder: ModelHolder, name: str) -> None:
 def metadata(holder: ModelHolder, name: str, version: str | None) -> dict[str, Any]:
     check_name(holder, name)
     model = holder.model(version)
+    output = list(model.signature.output.shape)
     return {
         "name": holder.model_name,
         "versions": holder.version_labels(),
         "platform": "pytorch_kaslite",
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, model.input_dim]}],
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, *model.signature.input.shape]}],
         "outputs": [
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, model.num_classes]},
-            {"name": "predictions", "datatype": "INT64", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, *output]},
+            {"name": "predictions", "datatype": "INT64", "shape": [-1, *output[:-1]]},
         ],
     }
 
@@ -75,10 +76,8 @@ async def infer(
         facts.model_version = model.version
         if len(body.inputs) != 1:
             raise InputError(f"the model takes exactly one input tensor; the request has {len(body.inputs)}")
-        tensor = body.inputs[0]
-        rows = v2_rows(tensor, model.input_dim, settings.max_batch_rows)
-        facts.rows = len(rows)
-        batch = rows_to_batch(rows, model.input_dim, settings.max_batch_rows, field=f"input {tensor.name!r}")
+        batch = v2_batch(body.inputs[0], model.signature.input, settings.max_batch_rows)
+        facts.rows = len(batch)
         wanted = [output.name for output in body.outputs] if body.outputs else list(OUTPUTS)
         unknown = [output for output in wanted if output not in OUTPUTS]
         if unknown:
@@ -95,7 +94,7 @@ async def infer(
             "name": "predictions",
             "datatype": "INT64",
             "shape": list(predictions.shape),
-            "data": predictions,
+            "data": predictions.ravel(),
         },
     }
     answer: dict[str, Any] = {"model_name": holder.model_name, "model_version": model.version}

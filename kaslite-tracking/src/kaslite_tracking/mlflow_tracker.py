@@ -57,7 +57,6 @@ from kaslite_tracking.store import (
 logger = logging.getLogger("kaslite.tracking")
 
 RUN_FILES = ("config.yaml", "history.csv", "events.jsonl", "metrics.json", "timing.json")
-EXAMPLE_ROWS = 5
 MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limits
 MAX_METRICS_PER_CALL = 1000
 MAX_TAGS_PER_CALL = 100
@@ -410,26 +409,15 @@ class MlflowTracker(Tracker):
         self._raise_start_failure()
         from kaslite_tracking.model_logging import log_kaslite_model
 
-        example = self._input_example()
         with self._store():
             started = time.perf_counter()
-            info = log_kaslite_model(
-                self.client, self.tracking_uri, str(self.experiment_id), str(self.run_id), event.path, example
-            )
+            experiment_id, run_id = str(self.experiment_id), str(self.run_id)
+            info = log_kaslite_model(self.client, self.tracking_uri, experiment_id, run_id, event.path)
             self.model_logging_s = time.perf_counter() - started
             self.model_id = info.model_id
             self._pending_tags[MODEL_ID] = info.model_id
             self._pending_tags["kaslite.model_logging_s"] = f"{self.model_logging_s:.3f}"
         logger.info("kaslite: logged the model to MLflow run %s in %.2f s", self.run_id, self.model_logging_s)
-
-    def _input_example(self) -> Any:
-        """A few validation rows of the run's own dataset (regenerated from its config and seed)."""
-        import torch
-
-        from kaslite.train.data import load_split
-
-        split = load_split(self.config.data, self.config.train.seed, torch.device("cpu"))
-        return split.x_val[:EXAMPLE_ROWS].numpy()
 
     def on_run_end(self, summary: RunSummary) -> None:
         self._raise_start_failure()

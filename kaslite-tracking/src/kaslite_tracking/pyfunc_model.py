@@ -12,7 +12,8 @@ from mlflow.pyfunc import PythonModel  # type: ignore[attr-defined]
 
 
 class KaslitePyfunc(PythonModel):
-    """Predicts class indices (the argmax of the network's logits) for rows of features."""
+    """Predicts class indices (the argmax over the network's last output axis) for a batch of samples:
+    rows of features, images, sequences, whatever shape the model was saved with."""
 
     def load_context(self, context):  # type: ignore[no-untyped-def]
         import kaslite
@@ -28,7 +29,7 @@ class KaslitePyfunc(PythonModel):
         # A fresh float32 copy: DataFrames, lists and read-only arrays alike.
         features = np.array(model_input, dtype=np.float32)
         with torch.no_grad():
-            return self.net(torch.from_numpy(features)).argmax(dim=1).numpy()
+            return self.net(torch.from_numpy(features)).argmax(dim=-1).numpy()
 
 
 mlflow.models.set_model(KaslitePyfunc())

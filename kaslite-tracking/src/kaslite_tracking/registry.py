@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -224,16 +225,13 @@ class Registry:
                 raise
 
     def register(
-        self, model_id: str, run_id: str, val_acc: float, problem: str, seeds_activated: int | str
+        self, model_id: str, run_id: str, val_acc: float | None, problem: str, seeds_activated: int | str
     ) -> VersionInfo:
-        """A new version from the logged model ``model_id`` of ``run_id``."""
+        """A new version from the logged model ``model_id`` of ``run_id``; without ``val_acc``, no such tag."""
         self._ensure_registered_model()
-        tags = {
-            VAL_ACC: repr(float(val_acc)),
-            "run_id": run_id,
-            "problem": problem,
-            "seeds_activated": str(seeds_activated),
-        }
+        tags = {"run_id": run_id, "problem": problem, "seeds_activated": str(seeds_activated)}
+        if val_acc is not None:
+            tags[VAL_ACC] = repr(float(val_acc))
         # MLflow resolves a models:/ source through its process-wide tracking URI, not the client's:
         # without this, a store given by --tracking-uri registers nothing (and ./mlflow.db appears).
         with fluent_tracking_uri(self.tracking_uri) if self.tracking_uri else contextlib.nullcontext():
@@ -280,6 +278,30 @@ class Registry:
         self.get(restored)  # it may have been deleted since
         self.move_alias(alias, restored, "rollback")
         return restored, current
+
+    def register_file(self, path: str | Path, val_acc: float | None = None, experiment: str = "kaslite") -> VersionInfo:
+        """Register a model file written by ``kaslite.save_model`` (any module saved with an example input):
+        logged as a pyfunc model to a new run of ``experiment``, then a new version. ``val_acc`` defaults to
+        the file's metadata ``val_acc``, when it has one."""
+        from kaslite_tracking.model_logging import log_kaslite_model, servable
+
+        path = Path(path)
+        net, _ = servable(path)  # before any run is created: a file that cannot be served registers nothing
+        metadata = dict(getattr(net, "metadata", {}))
+        if val_acc is None:
+            val_acc = _float(metadata.get(VAL_ACC))
+        found = self.client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found is not None else self.client.create_experiment(experiment)
+        run = self.client.create_run(experiment_id, run_name=path.stem, tags={"kaslite.model_file": str(path)})
+        run_id = run.info.run_id
+        try:
+            logged = log_kaslite_model(self.client, self.tracking_uri, experiment_id, run_id, path)
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id)
+        problem = str(metadata.get("problem", ""))
+        return self.register(logged.model_id, run_id, val_acc, problem, metadata.get("seeds_activated", ""))
 
     def register_run(self, run_id: str, val_acc: float | None = None) -> VersionInfo:
         """Register the model logged by ``run_id`` by hand, whatever its val_acc; aliases are not moved."""

@@ -8,6 +8,7 @@ unreachable store) end as one ``Error:`` line with exit code 2.
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,15 +37,16 @@ def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
-def open_registry(tracking_uri: str, model_name: str) -> Iterator[Any]:
-    """A :class:`~kaslite_tracking.registry.Registry` on an existing store, with its errors made one line."""
+def open_registry(tracking_uri: str, model_name: str, must_exist: bool = True) -> Iterator[Any]:
+    """A :class:`~kaslite_tracking.registry.Registry` on a store (an existing one, unless ``must_exist`` is
+    false), with its errors made one line."""
     from mlflow import MlflowClient
 
     from kaslite_tracking.registry import Registry
 
     uri = resolve_tracking_uri(tracking_uri)
     with mlflow_env(), store_errors(uri):
-        check_store(uri, must_exist=True)
+        check_store(uri, must_exist=must_exist)
         yield Registry(MlflowClient(tracking_uri=uri, registry_uri=uri), model_name, uri)
 
 
@@ -118,6 +120,28 @@ def register(tracking_uri: str, model_name: str, run_id: str, val_acc: float | N
     with open_registry(tracking_uri, model_name) as reg:
         info = reg.register_run(run_id, val_acc)
     click.echo(f"registered run {run_id} as version {info.version} of {model_name!r} (val_acc {_acc(info.val_acc)})")
+
+
+@registry.command("add")
+@store_options
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--val-acc", "--val_acc", type=click.FloatRange(0.0, 1.0), help="[default: the file's val_acc, if any]")
+@click.option("--alias", type=ALIAS, help="Give this alias to the new version.")
+@click.option("--experiment", default="kaslite", show_default=True, help="MLflow experiment of the logging run.")
+def add(
+    tracking_uri: str, model_name: str, model_file: Path, val_acc: float | None, alias: str | None, experiment: str
+) -> None:
+    """Register MODEL_FILE (written by kaslite.save_model, any module) as a new version; creates the store."""
+    from kaslite_tracking.model_logging import servable
+
+    servable(model_file)  # a file that cannot be served is refused before the store is touched
+    with open_registry(tracking_uri, model_name, must_exist=False) as reg:
+        info = reg.register_file(model_file, val_acc, experiment)
+        if alias is not None:
+            reg.move_alias(alias.lower(), info.version, "promote")
+    held = f", alias {alias.lower()}" if alias else ""
+    uri = f"models:/{model_name}/{info.version}"
+    click.echo(f"registered {model_file} as version {info.version} of {model_name!r}{held}: {uri}")
 
 
 @registry.command("production")

@@ -12,6 +12,10 @@ module records its importable class, ``factory="package.module:MyNet"``, with
 plain keyword arguments (nothing but a ``torch.nn.Module`` class is ever
 called). Without either, load into a module you build yourself:
 ``load_model(path, model=MyNet())``.
+
+A file also says what its model takes and returns (:mod:`kaslite.models.signature`):
+traced from ``example_input`` when given, else read from a kaslite network over
+rows. The server reads that, not the network's attributes.
 """
 
 import importlib
@@ -21,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from kaslite.errors import KasliteError, message_line
+from kaslite.models.signature import Signature, SignatureError, own_signature, traced_signature
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 FORMAT = "kaslite-model"
 FORMAT_VERSION = 2
+SIGNATURE_ATTRIBUTE = "kaslite_signature"  # where load_model puts the file's signature on the module
 
 
 class ModelFileError(KasliteError):
@@ -41,6 +48,17 @@ class LoadedModel:
     metadata: dict[str, Any]
     uri: str
     version: str | None = None
+
+    @property
+    def signature(self) -> Signature | None:
+        """What the network takes and returns, as its file recorded it (see :func:`signature_of`)."""
+        return signature_of(self.net)
+
+
+def signature_of(net: "nn.Module") -> Signature | None:
+    """The signature :func:`load_model` attached to ``net``, else what a kaslite network says of itself."""
+    recorded = getattr(net, SIGNATURE_ATTRIBUTE, None)
+    return recorded if isinstance(recorded, Signature) else own_signature(net)
 
 
 def unwrap(model: "nn.Module") -> "nn.Module":
@@ -79,19 +97,27 @@ def save_model(
     *,
     factory: str | None = None,
     factory_kwargs: dict[str, Any] | None = None,
+    example_input: "torch.Tensor | None" = None,
 ) -> Path:
     """Write ``model`` to ``path`` atomically.
 
     ``metadata`` must be plain data (str, numbers, lists, dicts). ``factory``
     (``"package.module:MyNet"``, or ``"package.module:make"`` for a function annotated
     ``-> nn.Module``; called with ``factory_kwargs``) is how :func:`load_model`
-    rebuilds a module that cannot describe itself.
+    rebuilds a module that cannot describe itself. ``example_input``, a batch
+    of real inputs, is run through the model once (eval mode, no gradients) to
+    record the shape and dtype it takes and returns, and a few of its rows:
+    what ``kaslite serve`` and MLflow need to serve any module.
     """
     import torch
 
     from kaslite.train.grower import find_seeds
 
     model = unwrap(model)
+    try:
+        signature = traced_signature(model, example_input) if example_input is not None else own_signature(model)
+    except SignatureError as exc:
+        raise ModelFileError(f"cannot save {type(model).__name__} to {str(path)!r}: {exc}") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -101,6 +127,7 @@ def save_model(
         "state_dict": model.state_dict(),
         "seeds": {seed.seed_id: {"state": seed.state.value, "alpha": seed.alpha} for seed in find_seeds(model)},
         "metadata": dict(metadata or {}),
+        "signature": signature.as_payload() if signature is not None else None,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -179,7 +206,8 @@ def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
 
 
 def load_model(path: str | Path, model: "nn.Module | None" = None) -> "nn.Module":
-    """The network saved at ``path``, in eval mode; ``.metadata`` holds its metadata.
+    """The network saved at ``path``, in eval mode; ``.metadata`` holds its metadata, and
+    :func:`signature_of` what it takes and returns.
 
     ``model``: load into this module (built the way the saved one was) instead
     of rebuilding it from the file's recipe.
@@ -204,4 +232,6 @@ def load_model(path: str | Path, model: "nn.Module | None" = None) -> "nn.Module
             f"model file {str(path)!r} does not fit {type(target).__name__}: {message_line(exc)}"
         ) from None
     object.__setattr__(target, "metadata", dict(payload.get("metadata", {})))  # plain data, not a submodule
+    recorded = payload.get("signature")
+    object.__setattr__(target, SIGNATURE_ATTRIBUTE, Signature.from_payload(recorded) if recorded else None)
     return model.eval()

@@ -24,6 +24,7 @@ from kaslite.config import ExperimentConfig, config_to_dict
 from kaslite.control.base import Controller
 from kaslite.errors import ConfigError, InvalidValue
 from kaslite.models import save_model
+from kaslite.models.signature import EXAMPLE_ROWS
 from kaslite.nn import MorphogeneticNet
 from kaslite.plot.tracking import start_drawing
 from kaslite.train.data import Batches, DataSource, TensorBatches, make_batches
@@ -457,7 +458,9 @@ class Trainer:
         # model's saving and logging, and is read at on_run_end.
         start_drawing(summary)
         if self.run_dir is not None:
-            model_path = save_model(self.net, self.run_dir / MODEL, metadata)
+            # A few validation inputs record what the model takes and returns, for serving and MLflow.
+            example = self.batches.probe(EXAMPLE_ROWS)
+            model_path = save_model(self.net, self.run_dir / MODEL, metadata, example_input=example)
             self.trackers.emit("on_model_ready", ModelReady(model_path, metadata))
         self.trackers.emit("on_run_end", summary)
         self.trackers.announce_places(self.epoch)
