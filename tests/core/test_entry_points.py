@@ -85,5 +85,9 @@ def test_two_distributions_claiming_one_dataset_name(tmp_path, monkeypatch):
     assert info.value.providers == ["'ring-a' (ring-a 1.0)", "'ring-b' (ring-b 1.0)"]
     assert str(info.value) == (
         "dataset 'ring' is registered by both 'ring-a' (ring-a 1.0) and 'ring-b' (ring-b 1.0); "
-        "disable one with KASLITE_DISABLE_PLUGINS"
+        "name one: ring-a:ring, ring-b:ring"
     )
+    # Qualified by the plugin's name or its distribution's, each one stays reachable.
+    assert pm.lookup(DATASET, "ring-b:ring") is not pm.lookup(DATASET, "ring-a:ring")
+    assert pm.provider(DATASET, "ring-b:ring") == "ring-b"
+    assert pm.validate_params(DATASET, "ring-a:ring", {"n_samples": "4"}).n_samples == 4

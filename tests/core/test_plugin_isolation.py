@@ -158,9 +158,11 @@ def test_a_name_claimed_twice_is_listed_and_fails_only_when_used(install, tmp_pa
     install("ring-a", RING.format(names=["ring", "arc"]))
     install("ring-b", RING.format(names=["ring"]), version="2.0")
     table = invoke("plugins").stdout
-    assert "ring-a (ring-a 1.0)\n    conflict: dataset 'ring' is also registered by 'ring-b' (ring-b 2.0)\n" in table
+    choose = "; choose with ring-a:ring or ring-b:ring"
+    conflict = f"conflict: dataset 'ring' is also registered by 'ring-b' (ring-b 2.0){choose}"
+    assert f"ring-a (ring-a 1.0)\n    {conflict}\n" in table
     entries = {e["name"]: e for e in json.loads(invoke("plugins", "--json").stdout)}
-    assert entries["ring-b"]["conflicts"] == ["dataset 'ring' is also registered by 'ring-a' (ring-a 1.0)"]
+    assert entries["ring-b"]["conflicts"] == [f"dataset 'ring' is also registered by 'ring-a' (ring-a 1.0){choose}"]
     assert entries["ring-b"]["registered"] == {"kaslite_datasets": ["ring"]}
 
     unrelated = invoke("run", *TINY_RUN, "--output-dir", str(tmp_path / "ok"))
@@ -169,7 +171,7 @@ def test_a_name_claimed_twice_is_listed_and_fails_only_when_used(install, tmp_pa
     assert used.exit_code == 1
     assert used.stderr == (
         "Error: dataset 'ring' is registered by both 'ring-a' (ring-a 1.0) and 'ring-b' (ring-b 2.0); "
-        "disable one with KASLITE_DISABLE_PLUGINS\n"
+        "name one: ring-a:ring, ring-b:ring\n"
     )
     assert not (tmp_path / "ring").exists()
 

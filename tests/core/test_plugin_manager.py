@@ -40,9 +40,27 @@ def test_duplicate_name_fails_only_when_used_naming_both_providers():
         pm.lookup(DATASET, "ring")
     assert str(info.value) == (
         "dataset 'ring' is registered by both 'first-plugin' and 'second-plugin'; "
-        "disable one with KASLITE_DISABLE_PLUGINS"
+        "name one: first-plugin:ring, second-plugin:ring"
     )
-    assert pm.conflicts_of("second-plugin") == ["dataset 'ring' is also registered by 'first-plugin'"]
+    assert pm.conflicts_of("second-plugin") == [
+        "dataset 'ring' is also registered by 'first-plugin'; choose with first-plugin:ring or second-plugin:ring"
+    ]
+
+
+def test_a_qualified_name_reaches_each_plugins_record_and_an_unknown_one_lists_them():
+    first, second = DatasetPlugin("ring", "grid"), DatasetPlugin("ring")
+    pm = PluginManager()
+    pm.register(first, name="first-plugin")
+    pm.register(second, name="second-plugin")
+    assert pm.lookup(DATASET, "second-plugin:ring") is not pm.lookup(DATASET, "first-plugin:ring")
+    assert pm.lookup(DATASET, "first-plugin:grid") is pm.lookup(DATASET, "grid")  # unique names qualify too
+    with pytest.raises(UnknownNameError) as info:
+        pm.lookup(DATASET, "third-plugin:ring")
+    assert str(info.value) == (
+        "unknown dataset 'third-plugin:ring'; available: first-plugin:grid, first-plugin:ring, grid, second-plugin:ring"
+    )
+    with pytest.raises(UnknownNameError):
+        pm.lookup(DATASET, "second-plugin:grid")  # the plugin exists, the name is not its
 
 
 def test_unknown_name_lists_available_names_sorted():

@@ -231,3 +231,35 @@ def test_help_explains_drift_and_threads():
         "[seeds.drift_warn; default: 0.5]"
     ) in text
     assert "--threads INTEGER torch threads while training; 0: one for a small default MLP" in text
+
+
+def test_a_name_two_plugins_claim_is_used_qualified_on_the_command_line_and_in_config_files(tiny_data, tmp_path, env):
+    from kaslite.testing import TinyDatasets
+
+    get_plugin_manager().register(TinyDatasets(), name="their-plugin")  # an upgrade brought a second "xor"
+    flags = [arg for arg in TINY if arg not in ("--n-samples", "160")]
+    clash = invoke("run", *flags, "--output-dir", str(tmp_path))
+    assert clash.exit_code == 1 and clash.stderr == (
+        "Error: dataset 'xor' is registered by both 'their-plugin' and 'tiny'; name one: their-plugin:xor, tiny:xor\n"
+    )
+    qualified = [*flags, "--problem", "tiny:xor", "--dataset-param", "n_samples=160", "--output-dir", str(tmp_path)]
+    ran = invoke("run", *qualified, "--run-name", "flag", "--quiet")
+    assert ran.exit_code == 0, ran.stderr
+    assert metrics(tmp_path / "flag")["val_acc"] > 0.5
+
+    (tmp_path / "config.yaml").write_text("data:\n  problem: their-plugin:xor\n  params: {n_samples: 160}\n")
+    from_file = invoke("run", "--config", str(tmp_path / "config.yaml"), *flags[2:], "--output-dir", str(tmp_path),
+                       "--run-name", "file", "--quiet")  # fmt: skip
+    assert from_file.exit_code == 0, from_file.stderr
+    assert "problem: their-plugin:xor" in (tmp_path / "file" / "config.yaml").read_text()
+
+    # `kaslite plugins` shows the clash and the names that resolve it, for installed distributions.
+    module = "from kaslite.testing import TinyDatasets\nplugin = TinyDatasets()\n"
+    their = fake_distribution(
+        tmp_path / "their-site", name="their-data",
+        entry_points={"their-plugin": "their_data:plugin"}, modules={"their_data": module},
+    )  # fmt: skip
+    env = {**env, "PYTHONPATH": os.pathsep.join([env["PYTHONPATH"], str(their)])}
+    listing = kaslite(env, "plugins").stdout
+    choose = "choose with their-plugin:xor or tiny:xor"
+    assert f"conflict: dataset 'xor' is also registered by 'their-plugin' (their-data 1.0); {choose}" in listing

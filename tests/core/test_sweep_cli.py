@@ -256,3 +256,21 @@ def test_a_plugin_parameter_without_its_prefix_gets_a_hint(tiny_data, tmp_path):
         "are kaslite run's flag names, and a plugin's are dataset_param.NAME, controller_param.NAME, "
         "blueprint_param.NAME\n"
     )
+
+
+def test_a_sweep_names_a_clashing_controller_by_its_plugin(tiny_data, tmp_path):
+    import kaslite
+    from kaslite.testing import invoke
+
+    from .test_readme_policy import readme_policy_module
+
+    kaslite.get_plugin_manager().register(readme_policy_module(), name="my-policy")
+    kaslite.get_plugin_manager().register(readme_policy_module(), name="their-policy")  # the same name, twice
+    text = "controller: [my-policy:deepest-first, their-policy:deepest-first]\ncontroller_param.wait: 1\n"
+    out = tmp_path / "out"
+    result = invoke("sweep", sweep_file(tmp_path, "qualified.yaml", text), *TINY, "-q", "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    _, rows, _ = summary(out)
+    assert [(row["controller"], row["status"]) for row in rows] == [
+        ("my-policy:deepest-first", "completed"), ("their-policy:deepest-first", "completed")
+    ]  # fmt: skip

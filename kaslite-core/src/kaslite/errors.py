@@ -67,13 +67,14 @@ class PluginError(KasliteError):
 class DuplicateNameError(PluginError):
     """Two plugins registered the same name for the same kind of thing.
 
-    ``providers`` describe the plugins (``'name' (distribution version)``).
+    ``providers`` describe the plugins (``'name' (distribution version)``);
+    ``choices`` are the qualified names that pick one (``plugin:name``).
     """
 
-    def __init__(self, kind: str, name: str, providers: list[str]) -> None:
+    def __init__(self, kind: str, name: str, providers: list[str], choices: list[str] | None = None) -> None:
         self.kind = kind
         self.name = name
         self.providers = providers
-        super().__init__(
-            f"{kind} {name!r} is registered by both {' and '.join(providers)}; disable one with KASLITE_DISABLE_PLUGINS"
-        )
+        self.choices = choices or []
+        remedy = f"name one: {', '.join(self.choices)}" if self.choices else "disable one with KASLITE_DISABLE_PLUGINS"
+        super().__init__(f"{kind} {name!r} is registered by both {' and '.join(providers)}; {remedy}")

@@ -13,8 +13,10 @@ Hooks come in two families:
   ``kaslite_controllers``, ``kaslite_trackers``, ``kaslite_model_sources``)
   take no arguments and return an iterable of small frozen records. The host
   calls each once per process, keys the records by name (scheme for model
-  sources) and keeps them. A name two plugins both claim is listed as a
-  conflict by ``kaslite plugins`` and is an error, naming both, when used.
+  sources) and keeps them. Each name is also reachable as ``plugin:name``
+  (the plugin's entry-point name or its distribution's). A name two plugins
+  both claim is listed as a conflict by ``kaslite plugins`` and, used
+  unqualified, is an error listing the qualified names to choose from.
 * **Extension hooks** (``kaslite_commands``, ``kaslite_server_app``) receive
   an object to extend in place and return nothing.
 * **Event hooks** (``kaslite_sweep_end``) tell every plugin that something

@@ -55,16 +55,19 @@ class Kind:
     hook: str
     record: type
     key: str = "name"
+    # Whether ``plugin:name`` names a record (model sources are URI schemes, commands click names: not them).
+    qualifiable: bool = True
 
 
 DATASET = Kind("dataset", "kaslite_datasets", hookspecs.DatasetSpec)
 BLUEPRINT = Kind("blueprint", "kaslite_seed_blueprints", hookspecs.BlueprintSpec)
 CONTROLLER = Kind("controller", "kaslite_controllers", hookspecs.ControllerSpec)
 TRACKER = Kind("tracker", "kaslite_trackers", hookspecs.TrackerSpec)
-MODEL_SOURCE = Kind("model source", "kaslite_model_sources", hookspecs.ModelSourceSpec, key="scheme")
+MODEL_SOURCE = Kind("model source", "kaslite_model_sources", hookspecs.ModelSourceSpec, key="scheme", qualifiable=False)
 KINDS = (DATASET, BLUEPRINT, CONTROLLER, TRACKER, MODEL_SOURCE)
 # Commands are keyed by name like records; kaslite_commands extends a click group instead of returning them.
-COMMAND = Kind("command", "kaslite_commands", object)
+COMMAND = Kind("command", "kaslite_commands", object, qualifiable=False)
+QUALIFIER = ":"  # plugin:name, as in --problem myplugin:digits
 
 
 @attrs.frozen
@@ -104,6 +107,8 @@ class Collected:
     refused: dict[str, str]
     # Name -> every record registered under it, for names two or more plugins registered.
     contenders: dict[str, list[Any]] = attrs.field(factory=dict)
+    # "plugin:name" -> record, for every record the host accepted, claimed twice or not.
+    qualified: dict[str, Any] = attrs.field(factory=dict)
 
     def conflicts(self) -> dict[str, list[str]]:
         return {name: plugins for name, plugins in self.providers.items() if len(plugins) > 1}
@@ -325,7 +330,16 @@ class PluginManager(pluggy.PluginManager):
                 del records[name]
                 self._plugin_failed(plugin, kind.hook, f"registered {kind.label} {name!r}", "it was", reason, None)
         contenders = {name: [record for _, record in found] for name, found in claims.items() if len(found) > 1}
-        return Collected(records, providers, refused, contenders)
+        qualified = {f"{providers[name][0]}{QUALIFIER}{name}": record for name, record in records.items()}
+        for name, found in claims.items():
+            for plugin, record in found if len(found) > 1 else ():
+                # Its flags are never made (the name is not unique), so only its parameter class must be usable.
+                reason = self._refusal(kind, record, {})
+                if reason is None:
+                    qualified[f"{plugin}{QUALIFIER}{name}"] = record
+                else:
+                    self._plugin_failed(plugin, kind.hook, f"registered {kind.label} {name!r}", "it was", reason, None)
+        return Collected(records, providers, refused, contenders, qualified)
 
     def _flags_taken_before(self, kind: Kind) -> dict[str, str]:
         """Flag -> what holds it, for the flags a ``kind`` record may not take."""
@@ -372,20 +386,38 @@ class PluginManager(pluggy.PluginManager):
         return self.collected(kind).records
 
     def lookup(self, kind: Kind, name: str) -> Any:
-        """The record named ``name``; an error naming both providers, the refusal or what is available."""
+        """The record named ``name``, or ``plugin:name`` (the plugin's name or its distribution's); an error
+        naming every provider and the qualified names to choose from, the refusal, or what is available."""
         collected = self.collected(kind)
         if name in collected.records:
             return collected.records[name]
-        plugins = collected.providers.get(name, [])
+        if kind.qualifiable and QUALIFIER in name:
+            return collected.qualified[self._qualified(kind, name)]
+        plugins = sorted(collected.providers.get(name, []))
         if len(plugins) > 1:
-            raise DuplicateNameError(kind.label, name, sorted(self.describe(plugin) for plugin in plugins))
+            choices = [f"{plugin}{QUALIFIER}{name}" for plugin in plugins] if kind.qualifiable else None
+            raise DuplicateNameError(kind.label, name, [self.describe(plugin) for plugin in plugins], choices)
         if name in collected.refused:
             raise PluginError(collected.refused[name])
         raise UnknownNameError(kind.label, name, list(collected.records))
 
+    def _qualified(self, kind: Kind, name: str) -> str:
+        """``plugin:name`` as :attr:`Collected.qualified` keys it, from a plugin or a distribution name."""
+        collected = self.collected(kind)
+        qualifier, _, short = name.partition(QUALIFIER)
+        plugins = [qualifier] if self.get_plugin(qualifier) is not None else []
+        plugins += [plugin for plugin, origin in self.origins.items() if origin.distribution == qualifier]
+        for plugin in plugins:
+            if f"{plugin}{QUALIFIER}{short}" in collected.qualified:
+                return f"{plugin}{QUALIFIER}{short}"
+        raise UnknownNameError(kind.label, name, list(collected.records) + list(collected.qualified))
+
     def provider(self, kind: Kind, name: str) -> str:
-        """The distribution that registered ``name`` (``kaslite-core`` for builtins)."""
-        plugin = self.collected(kind).providers[name][0]
+        """The distribution that registered ``name`` or ``plugin:name`` (``kaslite-core`` for builtins)."""
+        if kind.qualifiable and QUALIFIER in name and name not in self.collected(kind).records:
+            plugin = self._qualified(kind, name).partition(QUALIFIER)[0]
+        else:
+            plugin = self.collected(kind).providers[name][0]
         origin = self.origins.get(plugin)
         return origin.distribution if origin else plugin
 
@@ -456,13 +488,17 @@ class PluginManager(pluggy.PluginManager):
         return out
 
     def conflicts_of(self, plugin_name: str) -> list[str]:
-        """One line per name this plugin registered that another plugin registered too."""
+        """One line per name this plugin registered that another plugin registered too, with the qualified
+        names that pick one."""
         lines = []
         for kind in (*KINDS, COMMAND):
             for name, plugins in self.collected(kind).conflicts().items():
                 if plugin_name in plugins:
                     others = " and ".join(self.describe(p) for p in plugins if p != plugin_name)
-                    lines.append(f"{kind.label} {name!r} is also registered by {others}")
+                    line = f"{kind.label} {name!r} is also registered by {others}"
+                    if kind.qualifiable:
+                        line += "; choose with " + " or ".join(f"{p}{QUALIFIER}{name}" for p in sorted(plugins))
+                    lines.append(line)
         return lines
 
     def plugin_infos(self) -> list[PluginInfo]:

@@ -72,7 +72,7 @@ def plugin_knobs(manager: PluginManager) -> dict[str, "Knob"]:
     types: dict[str, set[type]] = {}
     paths: dict[str, tuple[str, ...]] = {}
     for prefix, (kind, path) in PLUGIN_PARAMETERS.items():
-        for spec in manager.registrations(kind).values():
+        for spec in manager.collected(kind).qualified.values():  # a name two plugins claim counts, qualified
             declared = {field.name: field.type for field in attrs.fields(spec.params_type)} if spec.params_type else {}
             for name, default in getattr(spec, "options", {}).items():  # a blueprint's options without a class
                 declared.setdefault(name, type(default))
