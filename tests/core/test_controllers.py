@@ -2,9 +2,11 @@
 
 import pytest
 
+import kaslite
 from kaslite.config import ControllerConfig
-from kaslite.control import EpochMetrics, Germinate, Observation, SeedView
+from kaslite.control import SEED_KINDS, Controller, EpochMetrics, Germinate, Observation, SeedView
 from kaslite.plugins import get_controller
+from kaslite.train import Tracker
 
 
 def seeds(**states) -> tuple[SeedView, ...]:
@@ -113,3 +115,47 @@ def test_expand_refuses_a_negative_threshold_before_any_work():
 
     with pytest.raises(ConfigError, match=r"controller 'expand' .*parameter threshold = -1.0"):
         get_plugin_manager().validate_params(CONTROLLER, "expand", {"threshold": -1.0})
+
+
+class DeepestDormant(Controller):
+    """A policy written when every seed was a deep one: it grows the deepest dormant seed at once."""
+
+    def decide(self, obs):
+        dormant = obs.in_state("dormant")
+        return [Germinate(max(dormant, key=lambda seed: seed.layer).seed_id)] if dormant else []
+
+
+class DeepestOfAnyKind(DeepestDormant):
+    seed_kinds = SEED_KINDS
+
+
+class Warnings(Tracker):
+    def __init__(self):
+        self.warnings = []
+
+    def on_warning(self, event):
+        self.warnings.append(event)
+
+
+@pytest.mark.parametrize(
+    ("policy", "grown", "warned"),
+    [
+        (DeepestDormant, "seed2_1", ["growth policy DeepestDormant is shown deep seeds only: it never grows this "
+                                    "network's wide, width seeds; give it seed_kinds = ('deep', 'width', 'wide') to be "
+                                    "shown them"]),
+        (DeepestOfAnyKind, "wide_1", []),
+    ],
+)  # fmt: skip
+def test_a_policy_is_shown_the_seed_kinds_it_handles_and_told_once_about_the_others(policy, grown, warned):
+    from kaslite.nn import MorphogeneticNet
+
+    net = MorphogeneticNet.from_config(2, 2)  # the defaults: deep, width and wide seeds
+    assert {seed.kind for seed in net.seeds.values()} == {"deep", "width", "wide"}
+    heard = Warnings()
+    grower = kaslite.Grower(net, policy(), warm_up_epochs=0, trackers=[heard])
+    for epoch in range(2):
+        grower.step()
+        made = grower.epoch_end(val_loss=1.0, val_acc=0.5)
+        if epoch == 0:
+            assert [(event.seed_id, event.to_state) for event in made] == [(grown, "training")]
+    assert [event.message for event in heard.warnings if event.kind == "policy"] == warned

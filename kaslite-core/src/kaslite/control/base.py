@@ -4,6 +4,9 @@ from typing import Any
 
 import attrs
 
+# Every kind of seed, in the order they came to kaslite: a policy is shown those it says it handles.
+SEED_KINDS = ("deep", "width", "wide")
+
 
 @attrs.frozen
 class SeedView:
@@ -102,9 +105,18 @@ class Controller:
     A policy that sets ``wants_scores = True`` sees each dormant seed's
     expansion score in ``SeedView.score``; the growth driver measures them
     (one forward and backward pass on a training batch) only for such policies.
+
+    ``seed_kinds`` are the kinds of seed the policy is shown (its
+    observations leave the others out): ``("deep",)`` by default, the only
+    kind there was when policies were first written, so that a policy's
+    "deepest dormant seed" keeps meaning a deep seed when a network also
+    carries width and wide seeds. Set it to :data:`SEED_KINDS`, or the kinds
+    the policy handles, to be shown more; a run whose network has seeds the
+    policy is not shown says so once.
     """
 
     wants_scores = False
+    seed_kinds: tuple[str, ...] = ("deep",)
 
     def decide(self, obs: Observation) -> list[Action]:
         """The actions to take after the epoch described by ``obs``."""

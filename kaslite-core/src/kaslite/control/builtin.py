@@ -6,7 +6,7 @@ from typing import Any
 import attrs
 
 from kaslite.config import ControllerConfig
-from kaslite.control.base import Action, Controller, Germinate, Observation
+from kaslite.control.base import SEED_KINDS, Action, Controller, Germinate, Observation
 from kaslite.validation import non_negative
 
 IN_FLIGHT = ("training", "blending")
@@ -58,6 +58,8 @@ class KasminaController(Controller):
     seed in flight (training or blending) at a time.
     """
 
+    seed_kinds = SEED_KINDS
+
     def __init__(self, patience: int, delta: float, acc_threshold: float) -> None:
         self.plateau = Plateau(patience, delta)
         self.acc_threshold = acc_threshold
@@ -100,6 +102,7 @@ class ExpandController(Controller):
     candidate scores enough; a hard one keeps growing while candidates do.
     """
 
+    seed_kinds = SEED_KINDS
     wants_scores = True
 
     def __init__(self, threshold: float, patience: int, delta: float, acc_threshold: float) -> None:
@@ -128,6 +131,8 @@ class ExpandController(Controller):
 class PeriodicController(Controller):
     """Germinate the next dormant seed every ``period`` epochs of phase 2."""
 
+    seed_kinds = SEED_KINDS
+
     def __init__(self, period: int) -> None:
         self.period = period
         self.epochs_in_phase2 = 0
@@ -148,6 +153,8 @@ class PeriodicController(Controller):
 
 class NeverController(Controller):
     """The static baseline: never grows anything."""
+
+    seed_kinds = SEED_KINDS
 
     def decide(self, obs: Observation) -> list[Action]:
         return []

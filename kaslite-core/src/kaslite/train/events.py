@@ -163,7 +163,8 @@ class RunWarning:
     """Something worth a look that does not stop the run (drift, a detached tracker).
 
     :param epoch: the epoch it happened in (0 before the first).
-    :param kind: ``drift`` or ``tracker`` (a tracker failed and was detached).
+    :param kind: ``drift``, ``tracker`` (a tracker failed and was detached) or ``policy`` (the growth
+        policy is not shown some of the seeds: see ``Controller.seed_kinds``).
     :param message: one line for people.
     :param seed_id: the seed concerned, for a drift warning.
     :param value: the measured value, for a drift warning.

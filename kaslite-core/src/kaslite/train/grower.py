@@ -38,6 +38,7 @@ from torch import nn
 
 from kaslite.config import ControllerConfig
 from kaslite.control.base import (
+    SEED_KINDS,
     Action,
     Candidate,
     Controller,
@@ -126,6 +127,11 @@ def _from_rank_zero(value: Any) -> Any:
     return box[0]
 
 
+def _chose_seed_kinds(controller: Controller) -> bool:
+    """Whether the policy says which kinds it handles, rather than inheriting :class:`Controller`'s default."""
+    return any("seed_kinds" in vars(cls) for cls in type(controller).__mro__ if cls is not Controller)
+
+
 def _is_rank_zero() -> bool:
     return not _distributed() or torch.distributed.get_rank() == 0
 
@@ -208,6 +214,7 @@ class Grower:
         self.best_acc = -math.inf
         self.history: list[EpochMetrics] = []
         self._drift_warned: set[str] = set()
+        self._told_hidden_kinds = False  # the policy is not shown some seeds: said once per run
         self._drift_measured: set[str] = set()  # active seeds whose drift this process has measured
         # Each growing seed's val loss when it began blending: a drift warning needs the loss to have risen.
         self._loss_at_blend: dict[str, float] = {}
@@ -298,7 +305,7 @@ class Grower:
         failure: GrowthPolicyError | None = None
         if phase == 2:
             try:
-                actions = self._decide(Observation(self.epoch, phase, tuple(self.history), views))
+                actions = self._decide(Observation(self.epoch, phase, tuple(self.history), self._shown(views)))
             except GrowthPolicyError as exc:
                 failure = exc  # raised once the epoch's record is out, so the epoch is logged
         record = EpochRecord(
@@ -377,6 +384,20 @@ class Grower:
             if s.state is SeedState.TRAINING and s.measure_progress() >= s.config.progress_thresh
         ]
         return [self._transition(self.seeds[sid], self.seeds[sid].start_blending) for sid in _from_rank_zero(ready)]
+
+    def _shown(self, views: tuple[SeedView, ...]) -> tuple[SeedView, ...]:
+        """The seeds of the kinds the policy handles (``Controller.seed_kinds``); the first time others are
+        left out, a warning says which and how to be shown them."""
+        kinds = tuple(getattr(self.controller, "seed_kinds", SEED_KINDS))
+        hidden = sorted({view.kind for view in views if view.kind not in kinds})
+        if hidden and not self._told_hidden_kinds and not _chose_seed_kinds(self.controller):
+            self._told_hidden_kinds = True
+            message = (
+                f"growth policy {self.policy_name} is shown {', '.join(kinds)} seeds only: it never grows this "
+                f"network's {', '.join(hidden)} seeds; give it seed_kinds = {SEED_KINDS!r} to be shown them"
+            )
+            self.trackers.emit("on_warning", RunWarning(self.epoch, "policy", message))
+        return tuple(view for view in views if view.kind in kinds)
 
     def _decide(self, obs: Observation) -> list[Action]:
         outcome: tuple[str, Any] = ("actions", [])
