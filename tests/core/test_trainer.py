@@ -152,6 +152,25 @@ def test_a_raising_tracker_is_detached_and_the_run_goes_on(tmp_path, caplog):
     assert caplog.text.count("tracker 'flaky' failed") == 1
 
 
+def test_a_raising_tracker_stops_the_run_in_strict_mode_with_its_checkpoint_kept(tmp_path, monkeypatch):
+    from kaslite.errors import KasliteError
+
+    class Broken(Tracker):
+        def on_epoch_end(self, record):
+            if record.epoch == 2:
+                raise ConnectionError("store went away")
+
+    monkeypatch.setenv("KASLITE_STRICT_PLUGINS", "1")
+    with pytest.raises(KasliteError, match=r"tracker 'broken' failed in on_epoch_end: ConnectionError: store went"):
+        Trainer(tiny_config(), tmp_path / "run", {"broken": Broken()}).run()
+    monkeypatch.delenv("KASLITE_STRICT_PLUGINS")
+    resumed = Trainer(tiny_config(), tmp_path / "run").run(resume=True)  # the checkpoint was kept
+    train = tiny_config().train
+    assert [row["epoch"] for row in resumed.history] == list(
+        range(1, train.warm_up_epochs + train.adaptation_epochs + 1)
+    )
+
+
 class KilledAt(Tracker):
     """Stops the run at the end of ``epoch``, before its checkpoint: the last one is the epoch before."""
 

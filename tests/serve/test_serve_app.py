@@ -121,12 +121,36 @@ def test_a_hook_that_declares_only_the_app_still_gets_called(served_file):
     assert seen == [create_app(ServerSettings(model_uri=str(served_file)))]
 
 
-def test_a_failing_server_hook_names_the_plugin(served_file):
-    class Broken:
+class Broken:
+    @kaslite.hookimpl
+    def kaslite_server_app(self, app):
+        raise RuntimeError("no metrics today")
+
+
+def test_a_failing_server_hook_is_named_and_skipped_and_the_server_serves(served_file, caplog):
+    class Hello:
         @kaslite.hookimpl
         def kaslite_server_app(self, app):
-            raise RuntimeError("no metrics today")
+            app.get("/hello")(lambda: {"hello": "world"})
 
+    kaslite.get_plugin_manager().register(Broken(), name="broken")
+    kaslite.get_plugin_manager().register(Hello(), name="hello")
+    with server_client(ServerSettings(model_uri=str(served_file))) as client:
+        assert client.get("/hello").json() == {"hello": "world"}  # a broken plugin takes no other down
+        assert client.post("/predict", json={"data": [[0.5, -1.0]]}).status_code == 200
+    assert [r.getMessage() for r in caplog.records if "kaslite_server_app" in r.getMessage()] == [
+        "kaslite: plugin 'broken' failed in kaslite_server_app and the rest of its extension was skipped: "
+        "RuntimeError: no metrics today"
+    ]
+    # `kaslite plugins` lists the error beside the plugin.
+    assert kaslite.get_plugin_manager().errors_of("broken") == [
+        "failed in kaslite_server_app: RuntimeError: no metrics today"
+    ]
+
+
+def test_a_failing_server_hook_is_fatal_in_strict_mode(served_file, monkeypatch):
+    monkeypatch.setenv("KASLITE_STRICT_PLUGINS", "1")
+    kaslite.reset_plugin_manager()
     kaslite.get_plugin_manager().register(Broken(), name="broken")
     message = r"^plugin 'broken' failed in kaslite_server_app: RuntimeError: no metrics today$"
     with pytest.raises(PluginError, match=message):

@@ -33,10 +33,16 @@ Rules for implementations:
   ``attrs.field(default=..., metadata={"help": "..."})``: ``kaslite datasets``,
   ``kaslite plugins`` and ``kaslite run --help`` show it with the default.
 
-A plugin whose hook raises or returns something other than these records is
-reported once (name, distribution, version, the error's first line; the
-traceback with ``kaslite --debug``) and what that hook registers is skipped;
-``KASLITE_STRICT_PLUGINS=1`` makes it fatal instead.
+One isolation policy holds for every hook, and for the trackers plugins
+provide: a plugin whose hook raises (or returns something other than its
+records), or a tracker that raises, is reported once (plugin, distribution,
+version, the error's first line; the traceback with ``kaslite --debug``) and
+skipped: what its hook registers, the rest of its extension (a server route, a
+sweep-end notice), or the tracker for the rest of the run. The command goes on:
+a broken monitor never stops ``kaslite serve``. ``KASLITE_STRICT_PLUGINS=1``
+makes any of these fatal instead (a run stopped that way keeps its checkpoint).
+Every hook is called through pluggy, one plugin at a time, so hook wrappers
+and pluggy's tracing see each call.
 """
 
 from collections.abc import Callable, Iterable

@@ -4,7 +4,8 @@ Builtins are registered exactly like third-party plugins, so ``kaslite
 plugins`` lists them and ``KASLITE_DISABLE_PLUGINS`` can switch them off.
 
 One broken plugin never takes the host down. A plugin that fails to import,
-raises in a hook, returns something that is not a record, or registers a
+raises in a hook (registration, extension or event: :meth:`PluginManager.call_extensions`
+calls the last two), returns something that is not a record, or registers a
 record the host cannot use is reported once (its name, distribution, version
 and the error's first line; the traceback too with ``KASLITE_DEBUG=1`` or
 ``kaslite --debug``) and skipped. ``KASLITE_STRICT_PLUGINS=1`` makes any of
@@ -36,6 +37,18 @@ ENTRY_POINT_GROUP = "kaslite"
 STRICT_ENV = "KASLITE_STRICT_PLUGINS"
 DISABLE_ENV = "KASLITE_DISABLE_PLUGINS"
 DEBUG_ENV = "KASLITE_DEBUG"
+
+# kaslite's own commands (name -> where the click command lives, imported only when dispatched, so
+# `kaslite --help` never pays for torch): a plugin cannot replace one. The plugin host keeps the list,
+# so it never imports the CLI that uses it.
+CORE_COMMANDS: dict[str, str] = {
+    "plugins": "kaslite.cli.plugins_cmd:plugins",
+    "datasets": "kaslite.cli.datasets_cmd:datasets",
+    "data": "kaslite.cli.data_cmd:data",
+    "run": "kaslite.cli.run_cmd:run",
+    "sweep": "kaslite.cli.sweep_cmd:sweep",
+    "plot": "kaslite.cli.plot_cmd:plot",
+}
 
 # Plugin name -> module. Each module holds only light hookimpls; torch is
 # imported inside the factories they return.
@@ -264,12 +277,13 @@ class PluginManager(pluggy.PluginManager):
     # -- calling hooks ---------------------------------------------------------------
 
     def _call_each(
-        self, hook: str, **argument_factories: Callable[[], Any]
+        self, hook: str, skipped: str = "what it registers was", **argument_factories: Callable[[], Any]
     ) -> Iterator[tuple[str, Any, dict[str, Any]]]:
         """Call ``hook`` through pluggy one plugin at a time.
 
         Yields (plugin name, its result, the arguments it got) for each plugin
         that did not raise; each gets fresh arguments from ``argument_factories``.
+        One that raises is reported (``skipped`` says what is lost) and the next is called.
         """
         impls = getattr(self.hook, hook).get_hookimpls()  # registration order: builtins first
         for impl in impls:
@@ -278,11 +292,19 @@ class PluginManager(pluggy.PluginManager):
             try:
                 results = self.subset_hook_caller(hook, others)(**arguments)
             except Exception as exc:
-                self._plugin_failed(
-                    impl.plugin_name, hook, f"failed in {hook}", "what it registers was", first_line(exc), exc
-                )
+                self._plugin_failed(impl.plugin_name, hook, f"failed in {hook}", skipped, first_line(exc), exc)
                 continue
             yield impl.plugin_name, (results[0] if results else None), arguments
+
+    def call_extensions(self, hook: str, **arguments: Any) -> list[str]:
+        """Call an extension or event hook (``kaslite_server_app``, ``kaslite_sweep_end``) with ``arguments``,
+        through pluggy, one plugin at a time, under the host's one policy: a plugin that raises is reported
+        (named, once; with its traceback under ``--debug``) and skipped, and the others still run; with
+        ``KASLITE_STRICT_PLUGINS=1`` it is fatal. Returns the plugins that ran to the end."""
+        called = self._call_each(
+            hook, "the rest of its extension was", **{name: (lambda v=value: v) for name, value in arguments.items()}
+        )
+        return [plugin for plugin, _, _ in called]
 
     def _records(self, plugin: str, kind: Kind, result: Any) -> list[Any]:
         """The records in one plugin's result, or none when it is not an iterable of ``kind.record``."""
@@ -446,10 +468,9 @@ class PluginManager(pluggy.PluginManager):
         """
         import click
 
-        from kaslite.cli.main import CORE_COMMANDS
-
         claims: dict[str, list[tuple[str, Any]]] = {}
-        for plugin, _, arguments in self._call_each(COMMAND.hook, cli=lambda: click.Group(name="kaslite")):
+        commands = self._call_each(COMMAND.hook, "its commands were", cli=lambda: click.Group(name="kaslite"))
+        for plugin, _, arguments in commands:
             for name, command in arguments["cli"].commands.items():
                 claims.setdefault(name, []).append((plugin, command))
         providers = {name: [plugin for plugin, _ in found] for name, found in claims.items()}

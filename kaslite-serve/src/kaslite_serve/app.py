@@ -3,7 +3,6 @@
 import contextlib
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,12 +10,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from kaslite.errors import PluginError
 from kaslite.plugins import get_plugin_manager
 from kaslite.serving import PredictionEvent, ServerEvents
 from kaslite_serve import v2
 from kaslite_serve.errors import V2_PREFIX, InputError, ServeError, error_body
-from kaslite_serve.holder import ModelHolder, describe
+from kaslite_serve.holder import ModelHolder
 from kaslite_serve.limits import BodySizeLimit
 from kaslite_serve.routes import admin_guard, admin_router, router
 from kaslite_serve.settings import ServerSettings
@@ -74,13 +72,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 
 def extend(app: FastAPI, settings: ServerSettings, events: ServerEvents) -> None:
-    """Call each plugin's ``kaslite_server_app``; one that raises stops the app being built, by name."""
-    arguments: dict[str, Any] = {"app": app, "settings": settings, "events": events}
-    for impl in get_plugin_manager().hook.kaslite_server_app.get_hookimpls():
-        try:
-            impl.function(**{name: arguments[name] for name in impl.argnames})
-        except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r} failed in kaslite_server_app: {describe(exc)}") from exc
+    """Call each plugin's ``kaslite_server_app`` under the plugin host's one policy: one that raises is
+    reported by name and skipped, and the server starts without it (fatal under KASLITE_STRICT_PLUGINS=1)."""
+    get_plugin_manager().call_extensions("kaslite_server_app", app=app, settings=settings, events=events)
 
 
 def _is_v2(request: Request) -> bool:

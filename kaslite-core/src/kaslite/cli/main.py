@@ -15,18 +15,15 @@ import click
 
 from kaslite import __version__
 from kaslite.errors import ConfigError, KasliteError, UnknownNameError
-from kaslite.plugins import COMMAND, DEBUG_ENV, STRICT_ENV, env_flag, get_plugin_manager, reset_plugin_manager
-
-# Core commands live in their own modules, imported only when dispatched, so
-# ``kaslite --help`` never pays for torch.
-CORE_COMMANDS: dict[str, str] = {
-    "plugins": "kaslite.cli.plugins_cmd:plugins",
-    "datasets": "kaslite.cli.datasets_cmd:datasets",
-    "data": "kaslite.cli.data_cmd:data",
-    "run": "kaslite.cli.run_cmd:run",
-    "sweep": "kaslite.cli.sweep_cmd:sweep",
-    "plot": "kaslite.cli.plot_cmd:plot",
-}
+from kaslite.plugins import (
+    COMMAND,
+    CORE_COMMANDS,
+    DEBUG_ENV,
+    STRICT_ENV,
+    env_flag,
+    get_plugin_manager,
+    reset_plugin_manager,
+)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -8,7 +8,6 @@ study lives in a journal file inside the sweep's own directory.
 """
 
 import datetime
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from kaslite.errors import KasliteError, first_line
+from kaslite.errors import KasliteError
 from kaslite.hookspecs import SweepEnd
 from kaslite.sweep.grid import slot_count
 from kaslite.sweep.progress import SweepProgress
@@ -185,15 +184,11 @@ def sweep_end(job: WorkerJob, study: str, rows: list[TrialRow]) -> SweepEnd:
 
 
 def announce_end(end: SweepEnd) -> None:
-    """Call every plugin's ``kaslite_sweep_end``; one that raises is named on stderr and the rest still run."""
+    """Call every plugin's ``kaslite_sweep_end`` under the plugin host's one policy: one that raises is
+    reported by name and the others still run."""
     from kaslite.plugins import get_plugin_manager
 
-    for impl in get_plugin_manager().hook.kaslite_sweep_end.get_hookimpls():
-        try:
-            impl.function(sweep=end)
-        except Exception as exc:
-            reason = first_line(exc)
-            print(f"kaslite sweep: plugin {impl.plugin_name!r} failed in kaslite_sweep_end: {reason}", file=sys.stderr)
+    get_plugin_manager().call_extensions("kaslite_sweep_end", sweep=end)
 
 
 def _run_processes(job: WorkerJob, jobs: int, refresh: Callable[[], None]) -> list[int]:

@@ -4,7 +4,7 @@ import contextlib
 import logging
 from typing import Any
 
-from kaslite.errors import first_line
+from kaslite.errors import PluginError, first_line
 from kaslite.train.events import (
     EpochRecord,
     GrowthDecision,
@@ -76,7 +76,9 @@ class Tracker:
 
 
 class TrackerGroup:
-    """Sends each event to every tracker; a tracker that raises is reported once and detached."""
+    """Sends each event to every tracker; a tracker that raises is reported once and detached, and the run
+    goes on: the plugin host's one policy for a failing extension (fatal under ``KASLITE_STRICT_PLUGINS=1``,
+    with the traceback under ``--debug``)."""
 
     def __init__(self, trackers: dict[str, Tracker]) -> None:
         self.trackers = dict(trackers)
@@ -110,11 +112,17 @@ class TrackerGroup:
         self.emit("on_run_tracked", RunTracked(tuple(places)))
 
     def _detach(self, name: str, method: str, exc: Exception, epoch: int) -> None:
+        from kaslite.plugins import DEBUG_ENV, STRICT_ENV, TRACKER, env_flag, get_plugin_manager
+
         tracker = self.trackers.pop(name)
         reason = first_line(exc)
         self.detached[name] = reason
-        message = f"tracker {name!r} failed in {method} and was detached; the run goes on ({reason})"
-        logger.warning("kaslite: %s", message)
+        collected = get_plugin_manager().collected(TRACKER)
+        plugin = f" (plugin {collected.providers[name][0]!r})" if name in collected.providers else ""
+        if env_flag(STRICT_ENV):
+            raise PluginError(f"tracker {name!r}{plugin} failed in {method}: {reason}") from exc
+        message = f"tracker {name!r}{plugin} failed in {method} and was detached; the run goes on ({reason})"
+        logger.warning("kaslite: %s", message, exc_info=exc if env_flag(DEBUG_ENV) else None)
         with contextlib.suppress(Exception):  # already failing; closing is best effort
             tracker.close()
         warning = RunWarning(epoch=epoch, kind="tracker", message=message)
