@@ -91,3 +91,37 @@ def test_two_distributions_claiming_one_dataset_name(tmp_path, monkeypatch):
     assert pm.lookup(DATASET, "ring-b:ring") is not pm.lookup(DATASET, "ring-a:ring")
     assert pm.provider(DATASET, "ring-b:ring") == "ring-b"
     assert pm.validate_params(DATASET, "ring-a:ring", {"n_samples": "4"}).n_samples == 4
+
+
+@pytest.mark.parametrize(
+    ("declared", "error"),
+    [
+        (None, None),
+        ('">=1,<3"', None),
+        ('"== 2"', None),
+        ('">=3"', "it supports kaslite plugin API >=3 and this kaslite-core ({core}) has plugin API 2: install a "
+                  "release of ring-dist made for API 2, or a kaslite-core it supports"),
+        ('"<2"', "it supports kaslite plugin API <2 and this kaslite-core ({core}) has plugin API 2: install a "
+                 "release of ring-dist made for API 2, or a kaslite-core it supports"),
+        ('">=one"', "KASLITE_PLUGIN_API = '>=one' is not a range of plugin API versions; write it as '>=1,<3' "
+                    "(whole numbers; this kaslite's plugin API is 2)"),
+        ("2", "KASLITE_PLUGIN_API = 2 is not a range of plugin API versions; write it as '>=1,<3' (whole numbers; "
+              "this kaslite's plugin API is 2)"),
+    ],
+)  # fmt: skip
+def test_a_plugin_outside_the_api_versions_it_declares_is_refused_in_one_line(tmp_path, monkeypatch, declared, error):
+    import kaslite
+    from kaslite.plugins import _core_version
+
+    assert kaslite.PLUGIN_API_VERSION == 2
+    module = RING_PLUGIN + (f"\n    KASLITE_PLUGIN_API = {declared}\n" if declared else "")
+    name = f"ring_{tmp_path.name.replace('-', '_')}"  # a module of its own: Python imports a name once
+    pm = load(tmp_path, monkeypatch, name="ring-dist", entry_points={"ring": name}, modules={name: module})
+    if error is None:
+        assert "ring" in pm.registrations(DATASET) and pm.failures == {}
+        return
+    assert "ring" not in pm.registrations(DATASET)
+    assert pm.failures["ring"][1] == error.format(core=_core_version())
+    monkeypatch.setenv("KASLITE_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"^plugin 'ring' \(ring-dist 1.0\) failed to load: "):
+        PluginManager().load_entry_points()

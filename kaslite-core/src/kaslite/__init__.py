@@ -9,7 +9,7 @@ and ``kaslite.load_model`` load it on first access.
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from kaslite.hookspecs import hookimpl
+from kaslite.hookspecs import PLUGIN_API_VERSION, hookimpl
 from kaslite.plugins import get_plugin_manager, reset_plugin_manager
 
 if TYPE_CHECKING:  # what type checkers see: the real signatures, loaded lazily at run time below
@@ -33,6 +33,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "Grower",
     "__version__",
     "fit",

@@ -43,6 +43,12 @@ a broken monitor never stops ``kaslite serve``. ``KASLITE_STRICT_PLUGINS=1``
 makes any of these fatal instead (a run stopped that way keeps its checkpoint).
 Every hook is called through pluggy, one plugin at a time, so hook wrappers
 and pluggy's tracing see each call.
+
+The hooks, their records and what policies and trackers receive form the
+plugin API, versioned as ``kaslite.PLUGIN_API_VERSION`` (CHANGELOG.md says what
+each version changed). A plugin declares the versions it supports beside its
+hookimpls, ``KASLITE_PLUGIN_API = ">=1,<3"``; outside that range it is refused
+in one line when it loads. One that declares nothing is loaded by every version.
 """
 
 from collections.abc import Callable, Iterable
@@ -61,6 +67,11 @@ PROJECT = "kaslite"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# The version of everything a plugin meets: these hooks, their records, and what policies and trackers
+# receive. It goes up by one with every change to any of them; CHANGELOG.md says what each version changed.
+# A plugin declares the versions it supports as ``KASLITE_PLUGIN_API = ">=1,<3"`` beside its hookimpls.
+PLUGIN_API_VERSION = 2
 
 
 # --------------------------------------------------------------------------

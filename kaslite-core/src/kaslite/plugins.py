@@ -21,7 +21,9 @@ import functools
 import importlib
 import importlib.metadata
 import logging
+import operator
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -29,7 +31,7 @@ import attrs
 import pluggy
 
 from kaslite import hookspecs
-from kaslite.errors import DuplicateNameError, PluginError, UnknownNameError, first_line
+from kaslite.errors import DuplicateNameError, PluginError, UnknownNameError, first_line, message_line
 
 logger = logging.getLogger("kaslite.plugins")
 
@@ -37,6 +39,39 @@ ENTRY_POINT_GROUP = "kaslite"
 STRICT_ENV = "KASLITE_STRICT_PLUGINS"
 DISABLE_ENV = "KASLITE_DISABLE_PLUGINS"
 DEBUG_ENV = "KASLITE_DEBUG"
+
+# What a plugin declares beside its hookimpls: the plugin API versions it supports, as ">=1,<3".
+API_ATTRIBUTE = "KASLITE_PLUGIN_API"
+_API_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+)\s*$")
+_COMPARE = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
+def check_plugin_api(plugin: object, distribution: str) -> None:
+    """Refuse, in one line, a plugin that declares (``KASLITE_PLUGIN_API``) it does not support this kaslite's
+    plugin API, or declares it in a form that cannot be read; a plugin that declares nothing is loaded."""
+    declared = getattr(plugin, API_ATTRIBUTE, None)
+    if declared is None:
+        return
+    clauses = [_API_CLAUSE.match(clause) for clause in declared.split(",")] if isinstance(declared, str) else [None]
+    if not all(clauses):
+        raise PluginError(
+            f"{API_ATTRIBUTE} = {declared!r} is not a range of plugin API versions; write it as '>=1,<3' "
+            f"(whole numbers; this kaslite's plugin API is {hookspecs.PLUGIN_API_VERSION})"
+        )
+    version = hookspecs.PLUGIN_API_VERSION
+    if not all(_COMPARE[match.group(1)](version, int(match.group(2))) for match in clauses if match):
+        raise PluginError(
+            f"it supports kaslite plugin API {declared} and this kaslite-core ({_core_version()}) has plugin API "
+            f"{version}: install a release of {distribution} made for API {version}, or a kaslite-core it supports"
+        )
+
 
 # kaslite's own commands (name -> where the click command lives, imported only when dispatched, so
 # `kaslite --help` never pays for torch): a plugin cannot replace one. The plugin host keeps the list,
@@ -234,6 +269,7 @@ class PluginManager(pluggy.PluginManager):
             return
         try:
             plugin = load()
+            check_plugin_api(plugin, origin.distribution)
             self.register(plugin, name=name)
             self.check_pending()
         except Exception as exc:
@@ -244,7 +280,8 @@ class PluginManager(pluggy.PluginManager):
         self.origins[name] = origin
 
     def _fail(self, name: str, origin: _Origin, exc: BaseException) -> None:
-        reason = first_line(exc)
+        # The host's own refusals speak for themselves; a plugin's exceptions carry their type.
+        reason = message_line(exc) if isinstance(exc, PluginError) else first_line(exc)
         label = f"plugin {name!r} ({origin.distribution} {origin.version})"
         if self.strict:
             raise PluginError(f"{label} failed to load: {reason}") from exc
@@ -426,7 +463,7 @@ class PluginManager(pluggy.PluginManager):
     def _qualified(self, kind: Kind, name: str) -> str:
         """``plugin:name`` as :attr:`Collected.qualified` keys it, from a plugin or a distribution name."""
         collected = self.collected(kind)
-        qualifier, _, short = name.partition(QUALIFIER)
+        qualifier, _, short = name.rpartition(QUALIFIER)  # a plugin name may hold one itself (DIST:NAME)
         plugins = [qualifier] if self.get_plugin(qualifier) is not None else []
         plugins += [plugin for plugin, origin in self.origins.items() if origin.distribution == qualifier]
         for plugin in plugins:
@@ -437,7 +474,7 @@ class PluginManager(pluggy.PluginManager):
     def provider(self, kind: Kind, name: str) -> str:
         """The distribution that registered ``name`` or ``plugin:name`` (``kaslite-core`` for builtins)."""
         if kind.qualifiable and QUALIFIER in name and name not in self.collected(kind).records:
-            plugin = self._qualified(kind, name).partition(QUALIFIER)[0]
+            plugin = self._qualified(kind, name).rpartition(QUALIFIER)[0]
         else:
             plugin = self.collected(kind).providers[name][0]
         origin = self.origins.get(plugin)
