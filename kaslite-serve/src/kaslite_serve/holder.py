@@ -51,7 +51,7 @@ def network_of(loaded: Any) -> Any:
 
 def seed_states(net: Any) -> dict[str, dict[str, Any]]:
     """Seed id -> its state and alpha in the grown network, in network order."""
-    from kaslite.train.grower import find_seeds
+    from kaslite.nn.modules import find_seeds
 
     return {seed.seed_id: {"state": seed.state.value, "alpha": float(seed.alpha)} for seed in find_seeds(net)}
 

@@ -61,21 +61,6 @@ def signature_of(net: "nn.Module") -> Signature | None:
     return recorded if isinstance(recorded, Signature) else own_signature(net)
 
 
-def unwrap(model: "nn.Module") -> "nn.Module":
-    """The module inside DDP / DataParallel (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    from torch import nn
-
-    while True:
-        inner = None
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            inner = model.module
-        elif type(model).__name__ == "OptimizedModule":  # what torch.compile returns
-            inner = getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
-
-
 def _builder(model: "nn.Module", factory: str | None, factory_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
     if factory is not None:
         if factory.count(":") != 1:
@@ -111,7 +96,7 @@ def save_model(
     """
     import torch
 
-    from kaslite.train.grower import find_seeds
+    from kaslite.nn.modules import find_seeds, unwrap
 
     model = unwrap(model)
     try:
@@ -213,6 +198,8 @@ def load_model(path: str | Path, model: "nn.Module | None" = None) -> "nn.Module
     of rebuilding it from the file's recipe.
     """
     import torch
+
+    from kaslite.nn.modules import unwrap
 
     payload = read_model_file(path)
     if model is None:

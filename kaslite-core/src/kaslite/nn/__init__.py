@@ -2,6 +2,7 @@
 :class:`WidthSeed` units and its :class:`WideSeed` branches; :class:`WidenablePair` for a user's layers."""
 
 from kaslite.nn.fuse import fuse
+from kaslite.nn.modules import count_parameters, find_seeds, unwrap
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedLifecycleError, SeedState, SentinelSeed
 from kaslite.nn.wide import WideSeed
@@ -17,5 +18,8 @@ __all__ = [
     "WideSeed",
     "WidenablePair",
     "WidthSeed",
+    "count_parameters",
+    "find_seeds",
     "fuse",
+    "unwrap",
 ]

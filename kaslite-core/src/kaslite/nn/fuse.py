@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kaslite.nn.modules import unwrap
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import SeedState, SentinelSeed
 from kaslite.nn.wide import WideSeed
@@ -222,8 +223,6 @@ def fuse(model: nn.Module) -> nn.Module:
     untouched; the copy is in eval mode and keeps ``.metadata`` if there is one. (With grown
     wide seeds, the ``nn.Sequential`` is the ``deep`` part of a :class:`WideAndDeep`.)
     """
-    from kaslite.models.files import unwrap
-
     model = unwrap(model)
     metadata: Any = getattr(model, "metadata", None)
     if isinstance(model, MorphogeneticNet):

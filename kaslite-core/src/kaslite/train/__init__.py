@@ -22,7 +22,8 @@ from kaslite.train.events import (
 from kaslite.train.tracker import Tracker
 
 if TYPE_CHECKING:
-    from kaslite.train.grower import Grower, GrowthPolicyError, count_parameters, find_seeds
+    from kaslite.nn.modules import count_parameters, find_seeds
+    from kaslite.train.grower import Grower, GrowthPolicyError
     from kaslite.train.runner import resume_experiment, run_experiment
     from kaslite.train.trainer import Trainer
 
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "Grower": "kaslite.train.grower",
     "GrowthPolicyError": "kaslite.train.grower",
-    "count_parameters": "kaslite.train.grower",
-    "find_seeds": "kaslite.train.grower",
+    "count_parameters": "kaslite.nn.modules",
+    "find_seeds": "kaslite.nn.modules",
     "Trainer": "kaslite.train.trainer",
     "resume_experiment": "kaslite.train.runner",
     "run_experiment": "kaslite.train.runner",

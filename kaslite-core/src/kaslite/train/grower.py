@@ -49,6 +49,7 @@ from kaslite.control.base import (
     SeedView,
 )
 from kaslite.errors import ConfigError, KasliteError, first_line
+from kaslite.nn.modules import count_parameters, find_seeds, unwrap
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedState, SentinelSeed
 from kaslite.train.events import (
     EpochRecord,
@@ -62,9 +63,6 @@ from kaslite.train.scores import GradientAt, measure_gradients, score_candidates
 from kaslite.train.tracker import Tracker, TrackerGroup
 
 logger = logging.getLogger("kaslite.grower")
-# Prefixes torch's wrappers put before the wrapped module's names.
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-GROWN_STATES = (SeedState.TRAINING, SeedState.BLENDING, SeedState.ACTIVE)
 # A drift warning needs the val loss this much (relatively) above where it was when the seed began
 # blending: epoch-to-epoch noise is not a reason to act.
 DRIFT_LOSS_RISE = 0.1
@@ -72,28 +70,6 @@ DRIFT_LOSS_RISE = 0.1
 
 class GrowthPolicyError(KasliteError):
     """A growth policy raised, or asked for something impossible."""
-
-
-def find_seeds(model: nn.Module) -> list[SentinelSeed]:
-    """Every :class:`SentinelSeed` inside ``model``, in module order; unnamed ones are named by their path."""
-    seeds: list[SentinelSeed] = []
-    for name, module in model.named_modules():  # each module once, however often it is referenced
-        if isinstance(module, SentinelSeed):
-            if not module.seed_id:
-                while name.startswith(WRAPPER_PREFIXES):
-                    name = name.split(".", 1)[1]
-                module.seed_id = name
-            seeds.append(module)
-    return seeds
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(parameters outside every seed's child, those plus the children of grown, un-culled seeds)."""
-    seeds = find_seeds(model)
-    in_children = {id(p) for seed in seeds for p in seed.child.parameters()}
-    base = sum(p.numel() for p in model.parameters() if id(p) not in in_children)
-    grown = sum(p.numel() for seed in seeds if seed.state in GROWN_STATES for p in seed.child.parameters())
-    return base, base + grown
 
 
 def _make_room_for_recompiles(seeds: int) -> None:
@@ -442,8 +418,6 @@ class Grower:
         active one's when first seen active and while the val loss is above where it was at its
         blend's start (when a drift warning can fire). Otherwise an active seed keeps its last
         figure: one probe pass per seed and epoch would cost a tenth of a small network's training."""
-        from kaslite.models.files import unwrap
-
         in_use = [
             seed
             for seed in self._seed_list

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from kaslite.control.base import Candidate
+from kaslite.nn.modules import unwrap
 from kaslite.nn.seed import SentinelSeed, per_feature
 from kaslite.nn.width import with_bias
 
@@ -66,8 +67,6 @@ def measure_gradients(
     Nothing is written to ``.grad`` and no module keeps a changed mode, so a
     training loop's optimizer and state are as they were.
     """
-    from kaslite.models.files import unwrap
-
     model = unwrap(model)  # eager, outside DDP: no collective, no recompilation
     scored = [seed for seed in seeds if not seed._child_in_use]
     modes = [(module, module.training) for module in model.modules()]

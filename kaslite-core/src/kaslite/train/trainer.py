@@ -26,6 +26,7 @@ from kaslite.errors import ConfigError, InvalidValue
 from kaslite.models import save_model
 from kaslite.models.signature import EXAMPLE_ROWS
 from kaslite.nn import MorphogeneticNet
+from kaslite.nn.modules import find_seeds
 from kaslite.plot.tracking import start_drawing
 from kaslite.train.data import Batches, DataSource, TensorBatches, make_batches
 from kaslite.train.events import (
@@ -40,7 +41,7 @@ from kaslite.train.events import (
     SeedTransition,
     event_dict,
 )
-from kaslite.train.grower import Grower, find_seeds
+from kaslite.train.grower import Grower
 from kaslite.train.summary import final_metrics
 from kaslite.train.threads import training_threads
 from kaslite.train.tracker import Tracker, TrackerGroup
