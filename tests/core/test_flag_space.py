@@ -61,7 +61,7 @@ NOTE_TRACKER = """
     import kaslite
     from kaslite.hookspecs import TrackerSpec
     from kaslite.train import Tracker
-    from kaslite.validation import integer_at_least
+    from kaslite.config.validation import integer_at_least
 
     @attrs.frozen
     class NoteOptions:
@@ -101,7 +101,7 @@ def install(tmp_path, monkeypatch):
 def test_kaslite_reserves_every_flag_of_run_and_sweep():
     from kaslite.cli.run_cmd import run
     from kaslite.cli.sweep_cmd import sweep
-    from kaslite.flagspace import COMMAND_FLAGS, reserved_flags
+    from kaslite.config.flagspace import COMMAND_FLAGS, reserved_flags
 
     for command in (run, sweep):
         own = {opt for param in command.own_params for opt in param.opts + param.secondary_opts if opt.startswith("--")}

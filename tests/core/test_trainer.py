@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kaslite.config import build_config, load_yaml
-from kaslite.resolve import resolve_params
+from kaslite.config.resolve import resolve_params
 from kaslite.train import Tracker, Trainer, run_experiment
 from kaslite.train.trainer import CHECKPOINT
 

@@ -7,8 +7,8 @@ import pytest
 
 import kaslite.plugins
 import kaslite_datasets.plugin
+from kaslite.config.structure import structure
 from kaslite.hookspecs import DataArrays, DatasetSpec
-from kaslite.structure import structure
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 import pytest
 
+from kaslite.config.structure import structure
 from kaslite.errors import ConfigError, InvalidValue
-from kaslite.structure import structure
 from kaslite_datasets import params
 
 BAD = [

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from kaslite.config.structure import structure
 from kaslite.errors import ConfigError, InvalidValue
-from kaslite.structure import structure
 from kaslite_datasets.params import FileParams
 
 # Row i of X is (i, 10 i): the first column tells which original row an output row came from.

@@ -6,11 +6,11 @@ import torch
 import yaml
 
 import kaslite_example.plugin as example
+from kaslite.config.structure import structure
 from kaslite.control import Cull, Germinate
 from kaslite.errors import ConfigError, InvalidValue
 from kaslite.nn import MorphogeneticNet
 from kaslite.plugins import BLUEPRINT, CONTROLLER, DATASET
-from kaslite.structure import structure
 from kaslite.testing import invoke, observation, seed_view
 from kaslite.train import Trainer
 from kaslite_example.checkerboard import CheckerboardParams

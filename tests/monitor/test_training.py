@@ -188,7 +188,8 @@ def test_a_tracker_that_cannot_serve_is_detached_and_the_run_goes_on(tiny_data, 
     summary = Trainer(config, tmp_path, {"prometheus": tracker, "warnings": Warnings()}, "r").run()
     assert summary.metrics["epochs"] == 4
     assert len(warnings) == 1
-    assert warnings[0].startswith("tracker 'prometheus' failed in on_run_start and was detached; the run goes on (")
+    detached = "tracker 'prometheus' (plugin kaslite-monitor) failed in on_run_start and was detached"
+    assert warnings[0].startswith(f"{detached}; the run goes on (")
 
 
 def test_a_live_run_moves_its_metrics(env, tmp_path):

@@ -432,7 +432,7 @@ def test_a_store_failing_mid_run_costs_one_warning(store, caplog, monkeypatch):
             tiny_config(), "out", "broken", ["json", "sabotage", "mlflow"], quiet=True, tracker_settings=settings
         )
     message = (
-        "tracker 'mlflow' failed in on_epoch_end and was detached; the run goes on "
+        "tracker 'mlflow' (plugin kaslite-tracking) failed in on_epoch_end and was detached; the run goes on "
         f"(StoreError: the MLflow tracking store {store!r} failed: (sqlite3.DatabaseError) file is not a database)"
     )
     assert [(r.name, r.getMessage()) for r in caplog.records] == [("kaslite.train", f"kaslite: {message}")]
@@ -460,7 +460,7 @@ def test_an_unreachable_tracking_uri_costs_one_warning(env, tmp_path):
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     message = (
-        "tracker 'mlflow' failed in on_epoch_end and was detached; the run goes on "
+        "tracker 'mlflow' (plugin kaslite-tracking) failed in on_epoch_end and was detached; the run goes on "
         f"(StoreError: cannot reach the MLflow tracking store {uri!r}: [Errno 111] Connection refused)"
     )
     assert proc.stderr.splitlines() == [f"kaslite: {message}"]

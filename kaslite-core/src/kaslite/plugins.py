@@ -402,7 +402,7 @@ class PluginManager(pluggy.PluginManager):
 
     def _flags_taken_before(self, kind: Kind) -> dict[str, str]:
         """Flag -> what holds it, for the flags a ``kind`` record may not take."""
-        from kaslite import flagspace
+        from kaslite.config import flagspace
 
         if kind not in (DATASET, TRACKER):
             return {}
@@ -421,7 +421,7 @@ class PluginManager(pluggy.PluginManager):
         flags, so one whose flag kaslite or another plugin already holds is
         refused here rather than silently shadowed.
         """
-        from kaslite import flagspace
+        from kaslite.config import flagspace
 
         attribute = "options_type" if kind is TRACKER else "params_type"
         params_type = getattr(record, attribute, None)
@@ -482,8 +482,8 @@ class PluginManager(pluggy.PluginManager):
 
     def validate_params(self, kind: Kind, name: str, values: dict[str, Any]) -> Any:
         """``values`` structured by the record's ``params_type``; errors name the plugin and parameter."""
+        from kaslite.config.structure import structure
         from kaslite.errors import ConfigError, InvalidValue
-        from kaslite.structure import structure
 
         params_type = getattr(self.lookup(kind, name), "params_type", None)
         if params_type is None:
@@ -534,7 +534,7 @@ class PluginManager(pluggy.PluginManager):
 
     def parameters_of(self, plugin_name: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """Hook -> record name -> the parameters of each record this plugin registered that has any."""
-        from kaslite.flagspace import describe_fields
+        from kaslite.config.flagspace import describe_fields
 
         out: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for kind in KINDS:

@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
+from kaslite.config.validation import integer_at_least, non_empty, non_negative, positive
 from kaslite.errors import InvalidValue
-from kaslite.validation import integer_at_least, non_empty, non_negative, positive
 
 FILE_SUFFIXES = (".npz", ".csv")
 

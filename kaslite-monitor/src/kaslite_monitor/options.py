@@ -4,8 +4,8 @@ from typing import Any
 
 import attrs
 
+from kaslite.config.validation import non_empty
 from kaslite.errors import InvalidValue
-from kaslite.validation import non_empty
 
 DEFAULT_PORT = 8000
 

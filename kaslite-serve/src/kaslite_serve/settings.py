@@ -5,7 +5,7 @@ import os
 
 import attrs
 
-from kaslite.validation import integer_at_least, non_empty
+from kaslite.config.validation import integer_at_least, non_empty
 
 ADMIN_TOKEN_ENV = "KASLITE_ADMIN_TOKEN"
 

@@ -2,7 +2,7 @@
 
 import attrs
 
-from kaslite.validation import between, non_empty
+from kaslite.config.validation import between, non_empty
 
 
 @attrs.frozen

@@ -4,8 +4,8 @@ from typing import Any
 
 import attrs
 
+from kaslite.config.validation import integer_at_least, non_negative
 from kaslite.hookspecs import DataArrays
-from kaslite.validation import integer_at_least, non_negative
 
 
 @attrs.frozen

@@ -4,7 +4,7 @@ from typing import Any
 
 import attrs
 
-from kaslite.validation import integer_at_least
+from kaslite.config.validation import integer_at_least
 
 
 @attrs.frozen

@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 
 from kaslite.config import ControllerConfig
+from kaslite.config.validation import integer_at_least, non_negative
 from kaslite.control import Action, Controller, Cull, Germinate, Observation
-from kaslite.validation import integer_at_least, non_negative
 
 
 @attrs.frozen

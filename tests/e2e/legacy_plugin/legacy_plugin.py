@@ -14,13 +14,14 @@ import attrs
 import kaslite
 from kaslite.control import Controller, Germinate
 from kaslite.hookspecs import BlueprintSpec, ControllerSpec, DataArrays, DatasetSpec, ModelSourceSpec, TrackerSpec
+from kaslite.validation import integer_at_least
 
 KASLITE_PLUGIN_API = ">=1"
 
 
 @attrs.frozen
 class DigitsParams:
-    n_samples: int = attrs.field(default=240, metadata={"help": "points in the two rings"})
+    n_samples: int = attrs.field(default=240, validator=integer_at_least(8), metadata={"help": "points in the rings"})
 
 
 def generate_digits(params, seed):

@@ -4,8 +4,8 @@ from typing import Any
 
 import attrs
 
+from kaslite.config.validation import integer_at_least
 from kaslite.hookspecs import BlueprintSpec, hookimpl
-from kaslite.validation import integer_at_least
 
 
 @attrs.frozen

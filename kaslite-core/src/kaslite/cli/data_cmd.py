@@ -11,9 +11,9 @@ from typing import Any
 import attrs
 import click
 
+from kaslite.config.structure import structure, unstructure
 from kaslite.hookspecs import DatasetSpec
 from kaslite.plugins import DATASET, get_plugin_manager
-from kaslite.structure import structure, unstructure
 
 # Where generated files go unless --out says otherwise (git-ignored, and where dvc.yaml writes them).
 DATA_DIR = Path("data")

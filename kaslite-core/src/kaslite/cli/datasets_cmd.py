@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from kaslite.flagspace import describe_fields
+from kaslite.config.flagspace import describe_fields
 from kaslite.hookspecs import DatasetSpec
 from kaslite.plugins import DATASET, get_plugin_manager
 

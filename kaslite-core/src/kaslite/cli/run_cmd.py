@@ -6,7 +6,7 @@ have namespaced flags that cannot collide: ``--dataset-param``,
 ``--controller-param`` and ``--blueprint-param KEY=VALUE``. The dataset's
 parameters are also flags of their own (``--n-samples``), and a tracker's
 options are flags (``--tracking-uri``); the plugin host refuses a plugin whose
-flag is already held (see :mod:`kaslite.flagspace`).
+flag is already held (see :mod:`kaslite.config.flagspace`).
 
 Plugin flags are built when the command is used, from what the plugins
 registered, never at import. Flags override ``--config FILE.yaml``, which
@@ -21,8 +21,8 @@ import attrs
 import click
 
 from kaslite.config import SECTIONS, build_config, load_yaml
+from kaslite.config.flagspace import MAPPING_FIELDS, config_field_flags, describe_fields, field_flags
 from kaslite.errors import ConfigError, InvalidValue
-from kaslite.flagspace import MAPPING_FIELDS, config_field_flags, describe_fields, field_flags
 from kaslite.plugins import DATASET, TRACKER, PluginManager, get_plugin_manager
 
 _TYPES: dict[Any, Any] = {int: click.INT, float: click.FLOAT, str: click.STRING}
@@ -267,7 +267,7 @@ def build_layers_for_resume(config_file: Path | None, given: dict[str, Any]) -> 
 
 def validated_run(config_file: Path | None, given: dict[str, Any], flags: dict[str, str]) -> Any:
     """The run's config with every plugin parameter resolved, checked without importing torch."""
-    from kaslite.resolve import resolve_params
+    from kaslite.config.resolve import resolve_params
 
     try:
         return resolve_params(build_config(*experiment_layers(config_file, given)))
@@ -288,7 +288,7 @@ def make_run_command() -> click.Command:
         quiet: bool,
         **given: Any,
     ) -> None:
-        from kaslite.resolve import tracker_names, tracker_options
+        from kaslite.config.resolve import tracker_names, tracker_options
 
         settings = tracker_settings(given)
         if resume is not None:

@@ -89,7 +89,7 @@ def all_knobs(manager: PluginManager) -> dict[str, "Knob"]:
 
 
 def _trial_trackers(tracker: tuple[str, ...], no_tracker: tuple[str, ...]) -> list[str]:
-    from kaslite.resolve import tracker_names
+    from kaslite.config.resolve import tracker_names
 
     names = tracker_names(tracker or None, no_tracker)
     # The sweep's own progress display takes the console's place unless the console is asked for by name.
@@ -119,7 +119,7 @@ def make_sweep_command() -> click.Command:
         no_tracker: tuple[str, ...],
         **given: Any,
     ) -> None:
-        from kaslite.resolve import tracker_options
+        from kaslite.config.resolve import tracker_options
         from kaslite.sweep.launch import SweepPlan, run_sweep
         from kaslite.sweep.spec import SweepDefaults, load_spec, sweep_files
         from kaslite.sweep.storage import check_workers, require_optuna

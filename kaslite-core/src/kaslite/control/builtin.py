@@ -6,8 +6,8 @@ from typing import Any
 import attrs
 
 from kaslite.config import ControllerConfig
+from kaslite.config.validation import non_negative
 from kaslite.control.base import SEED_KINDS, Action, Controller, Germinate, Observation
-from kaslite.validation import non_negative
 
 IN_FLIGHT = ("training", "blending")
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from kaslite.config import ModelConfig, SeedConfig
+from kaslite.config.structure import structure, unstructure
 from kaslite.errors import InvalidValue
 from kaslite.nn.blueprints import build_child
 from kaslite.nn.seed import SentinelSeed
@@ -14,7 +15,6 @@ from kaslite.nn.standardize import Standardize
 from kaslite.nn.wide import WideSeed
 from kaslite.nn.width import WidthSeed
 from kaslite.plugins import get_blueprint
-from kaslite.structure import structure, unstructure
 
 
 def _plus_width(z: torch.Tensor, seeds: list[WidthSeed], layer_input: torch.Tensor) -> torch.Tensor:

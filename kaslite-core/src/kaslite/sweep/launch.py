@@ -155,7 +155,7 @@ def run_sweep(spec: SweepSpec, plan: SweepPlan) -> SweepResult:
 
 def sweep_end(job: WorkerJob, study: str, rows: list[TrialRow]) -> SweepEnd:
     """How the sweep stands as this process stops: finished, failed (every trial), or interrupted."""
-    from kaslite.resolve import tracker_options
+    from kaslite.config.resolve import tracker_options
 
     slots: dict[str, int] = {}
     for row in rows:

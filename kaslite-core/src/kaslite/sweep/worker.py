@@ -196,8 +196,8 @@ def _settled_slots(trials: list["FrozenTrial"]) -> set[int]:
 def train_trial(trial: "optuna.Trial", job: WorkerJob) -> Outcome:
     """Build the trial's config and train it with the run's trackers plus the sweep's watch."""
     from kaslite.config import build_config
+    from kaslite.config.resolve import RUN_FILES_TRACKER
     from kaslite.plugins import TRACKER, get_plugin_manager
-    from kaslite.resolve import RUN_FILES_TRACKER
     from kaslite.sweep.watch import TrialStopped, TrialWatch, watching
     from kaslite.train.runner import fresh_run_dir, run_experiment
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from kaslite.config.validation import integer_at_least, non_negative
 from kaslite.hookspecs import DataArrays, DatasetSpec, hookimpl
 from kaslite.plugins import PluginManager
 from kaslite.testing.policies import observation, seed_view
 from kaslite.testing.trackers import ScriptedRun, drive_tracker, scripted_run
-from kaslite.validation import integer_at_least, non_negative
 
 if TYPE_CHECKING:
     from click.testing import Result

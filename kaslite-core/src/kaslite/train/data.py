@@ -8,9 +8,9 @@ import attrs
 import torch
 
 from kaslite.config import DataConfig
+from kaslite.config.resolve import dataset_params
 from kaslite.errors import ConfigError, PluginError
 from kaslite.plugins import get_dataset
-from kaslite.resolve import dataset_params
 
 
 @attrs.frozen

@@ -543,7 +543,7 @@ class Grower:
 
 def _controller_config(controller: str | Controller, settings: dict[str, Any]) -> ControllerConfig:
     """ControllerConfig fields from ``settings``; the rest are the policy's own options."""
-    from kaslite.structure import structure
+    from kaslite.config.structure import structure
 
     if not isinstance(controller, str):
         raise ConfigError(f"settings {', '.join(sorted(settings))} need a policy name, not a Controller object")

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from kaslite.config import ExperimentConfig, config_to_dict, deep_merge, flatten, load_yaml, save_yaml
+from kaslite.config.resolve import resolve_params, tracker_names, tracker_options
+from kaslite.config.structure import structure
 from kaslite.errors import ConfigError, KasliteError, RunStopped
 from kaslite.nn.network import seed_ids as network_seed_ids
 from kaslite.plugins import TRACKER, get_plugin_manager
-from kaslite.resolve import resolve_params, tracker_names, tracker_options
-from kaslite.structure import structure
 from kaslite.train.events import RunContext, RunSummary
 from kaslite.train.tracker import Tracker
 from kaslite.train.trainer import CHECKPOINT, Trainer, resolve_device

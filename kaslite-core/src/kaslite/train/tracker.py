@@ -117,8 +117,8 @@ class TrackerGroup:
         tracker = self.trackers.pop(name)
         reason = first_line(exc)
         self.detached[name] = reason
-        collected = get_plugin_manager().collected(TRACKER)
-        plugin = f" (plugin {collected.providers[name][0]!r})" if name in collected.providers else ""
+        manager = get_plugin_manager()
+        plugin = f" (plugin {manager.provider(TRACKER, name)})" if name in manager.collected(TRACKER).providers else ""
         if env_flag(STRICT_ENV):
             raise PluginError(f"tracker {name!r}{plugin} failed in {method}: {reason}") from exc
         message = f"tracker {name!r}{plugin} failed in {method} and was detached; the run goes on ({reason})"

@@ -11,9 +11,9 @@ from typing import Any
 import attrs
 
 from kaslite.config import ControllerConfig, DataConfig, ExperimentConfig, ModelConfig
+from kaslite.config.structure import structure, unstructure
 from kaslite.errors import ConfigError
 from kaslite.plugins import BLUEPRINT, CONTROLLER, DATASET, TRACKER, get_plugin_manager
-from kaslite.structure import structure, unstructure
 
 # The tracker that writes the run's own files (metrics.json, history.csv, events.jsonl): it stays
 # when --tracker names others, and goes only when --no-tracker names it.

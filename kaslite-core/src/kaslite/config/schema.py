@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
+from kaslite.config.structure import structure, unstructure
+from kaslite.config.validation import between, integer_at_least, non_empty, non_negative, one_of, positive
 from kaslite.errors import ConfigError, message_line
-from kaslite.structure import structure, unstructure
-from kaslite.validation import between, integer_at_least, non_empty, non_negative, one_of, positive
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
 
