@@ -262,3 +262,25 @@ def test_freezing_a_module_that_cannot_say_what_to_freeze_is_a_clear_error(tmp_p
 
     with pytest.raises(ConfigError, match=r"train\.freeze_trunk is true but UserNet has no hidden_trunk"):
         Trainer(tiny_config(train={"freeze_trunk": True}), model=UserNet()).run()
+
+
+def test_a_run_resolves_its_plugins_parameters_and_its_device_once(tmp_path, monkeypatch):
+    import kaslite.train.runner as runner
+    import kaslite.train.trainer as trainer
+
+    calls = {"resolve_params": 0, "resolve_device": 0}
+
+    def counted(module, name):
+        original = getattr(module, name)
+
+        def count(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, count)
+
+    counted(runner, "resolve_params")
+    counted(runner, "resolve_device")
+    counted(trainer, "resolve_device")
+    run_experiment(tiny_config(), tmp_path, "once", trackers=["json"])
+    assert calls == {"resolve_params": 1, "resolve_device": 1}

@@ -10,14 +10,22 @@ from typing import Any
 
 import attrs
 
-from kaslite.config import ControllerConfig, DataConfig, ExperimentConfig, ModelConfig
+from kaslite.config import DataConfig, ExperimentConfig
 from kaslite.config.structure import structure, unstructure
 from kaslite.errors import ConfigError
-from kaslite.plugins import BLUEPRINT, CONTROLLER, DATASET, TRACKER, get_plugin_manager
+from kaslite.plugins import BLUEPRINT, CONTROLLER, DATASET, TRACKER, Kind, get_plugin_manager
 
 # The tracker that writes the run's own files (metrics.json, history.csv, events.jsonl): it stays
 # when --tracker names others, and goes only when --no-tracker names it.
 RUN_FILES_TRACKER = "json"
+
+
+# Where the config names each plugin and holds its parameters: (kind, section, name field, parameters field).
+PLUGIN_FIELDS = (
+    (DATASET, "data", "problem", "params"),
+    (BLUEPRINT, "model", "blueprint", "blueprint_options"),
+    (CONTROLLER, "controller", "name", "options"),
+)
 
 
 def dataset_params(data: DataConfig) -> Any:
@@ -25,42 +33,38 @@ def dataset_params(data: DataConfig) -> Any:
     return get_plugin_manager().validate_params(DATASET, data.problem, data.params)
 
 
-def controller_options(controller: ControllerConfig) -> dict[str, Any]:
-    """The controller's own parameters, validated by its ``params_type`` (defaults filled in) when it has one."""
-    manager = get_plugin_manager()
-    validated = manager.validate_params(CONTROLLER, controller.name, controller.options)
-    if manager.lookup(CONTROLLER, controller.name).params_type is None:
-        return dict(controller.options)
-    options: dict[str, Any] = unstructure(validated)
-    return options
+def plugin_parameters(kind: Kind, name: str, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """One plugin's parameters, validated by its parameter class with every default written out.
 
-
-def blueprint_options(model: ModelConfig) -> dict[str, Any]:
-    """The blueprint's options with its defaults; refuses names it does not declare and values it rejects."""
+    A blueprint that declares its options without a class (``BlueprintSpec.options``) gets their
+    defaults, and a name it does not declare is refused.
+    """
     manager = get_plugin_manager()
-    spec = manager.lookup(BLUEPRINT, model.blueprint)
-    options = {**spec.options, **model.blueprint_options}
-    if spec.params_type is not None:
-        validated = unstructure(manager.validate_params(BLUEPRINT, model.blueprint, options))
-        options.update({name: value for name, value in validated.items() if name in options})
-    unknown = sorted(set(model.blueprint_options) - set(spec.options))
+    spec = manager.lookup(kind, name)
+    declared: dict[str, Any] | None = getattr(spec, "options", None)  # a blueprint names its options
+    unknown = sorted(set(given) - set(declared)) if declared is not None else []
     if unknown:
-        allowed = ", ".join(sorted(spec.options)) or "none"
+        allowed = ", ".join(sorted(declared or ())) or "none"
         raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} for blueprint {spec.name!r} "
-            f"in model.blueprint_options; allowed: {allowed}"
+            f"unknown option(s) {', '.join(unknown)} for {kind.label} {spec.name!r} in {where}; allowed: {allowed}"
         )
-    return options
+    values = {**(declared or {}), **given}
+    if spec.params_type is None:
+        return values
+    validated: dict[str, Any] = unstructure(manager.validate_params(kind, name, values))
+    return {key: value for key, value in validated.items() if declared is None or key in declared}
 
 
 def resolve_params(config: ExperimentConfig) -> ExperimentConfig:
-    """``config`` with every plugin parameter validated and every default written out."""
-    return attrs.evolve(
-        config,
-        data=attrs.evolve(config.data, params=unstructure(dataset_params(config.data))),
-        model=attrs.evolve(config.model, blueprint_options=blueprint_options(config.model)),
-        controller=attrs.evolve(config.controller, options=controller_options(config.controller)),
-    )
+    """``config`` with every plugin parameter validated and every default written out, in one pass."""
+    sections = {}
+    for kind, section, name_field, values_field in PLUGIN_FIELDS:
+        part = getattr(config, section)
+        values = plugin_parameters(
+            kind, getattr(part, name_field), getattr(part, values_field), f"{section}.{values_field}"
+        )
+        sections[section] = attrs.evolve(part, **{values_field: values})
+    return attrs.evolve(config, **sections)
 
 
 def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = ()) -> list[str]:
@@ -94,10 +98,10 @@ def tracker_names(chosen: Iterable[str] | None = None, without: Iterable[str] = 
 
 def tracker_options(names: Iterable[str], settings: dict[str, Any] | None) -> dict[str, Any]:
     """Each chosen tracker's validated options, built from the tracker flags given (by field name)."""
-    specs = get_plugin_manager().registrations(TRACKER)
+    manager = get_plugin_manager()
     out: dict[str, Any] = {}
     for name in names:
-        options_type = specs[name].options_type
+        options_type = manager.lookup(TRACKER, name).options_type
         if options_type is None:
             continue
         fields = {field.name for field in attrs.fields(options_type)}

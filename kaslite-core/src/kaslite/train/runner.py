@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from kaslite.config import ExperimentConfig, config_to_dict, deep_merge, flatten, load_yaml, save_yaml
 from kaslite.config.resolve import resolve_params, tracker_names, tracker_options
 from kaslite.config.structure import structure
@@ -46,18 +48,19 @@ def fresh_run_dir(output_dir: Path, run_name: str) -> Path:
     return candidate
 
 
-def validate(config: ExperimentConfig, trackers: Iterable[str] = ()) -> None:
-    """Every name and value a run depends on, checked before any work starts."""
-    resolve_params(config)
+def prepare(config: ExperimentConfig, trackers: Iterable[str] = ()) -> tuple[ExperimentConfig, torch.device]:
+    """Every name and value a run depends on, checked before any work starts, in one pass: the config
+    with every plugin's parameters resolved (what config.yaml records), and the device it trains on."""
+    resolved = resolve_params(config)
     for name in trackers:
         get_plugin_manager().lookup(TRACKER, name)
-    resolve_device(config.train.device)
+    return resolved, resolve_device(config.train.device)
 
 
 def make_trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
     """Instantiate trackers by name for a run."""
-    specs = get_plugin_manager().registrations(TRACKER)
-    return {name: specs[name].factory(context) for name in names}
+    manager = get_plugin_manager()
+    return {name: manager.lookup(TRACKER, name).factory(context) for name in names}
 
 
 def _context(
@@ -100,8 +103,7 @@ def run_experiment(
     ``labels`` reach trackers as ``run.labels`` (a sweep marks its trials with them).
     """
     names = tracker_names(trackers, without)
-    validate(config, names)
-    config = resolve_params(config)  # config.yaml records every parameter, defaults included
+    config, device = prepare(config, names)  # config.yaml records every parameter, defaults included
     options = tracker_options(names, tracker_settings)
     run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,7 @@ def run_experiment(
     save_yaml(config, run_dir / CONFIG_FILE)
     context = _context(config, run_dir, run_dir.name, quiet, options, labels)
     try:
-        return _train(Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context))
+        return _train(Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context, device=device))
     except ConfigError:
         # Refused before the first epoch (say, data the network cannot take): leave no run behind.
         if [path.name for path in run_dir.iterdir()] == [CONFIG_FILE]:
@@ -185,12 +187,12 @@ def resume_experiment(
     saved = structure(load_yaml(run_dir / CONFIG_FILE), ExperimentConfig)
     config = resume_overrides(saved, overrides or {}) if overrides else saved
     names = tracker_names(trackers, without)
-    validate(config, names)
+    _, device = prepare(config, names)
     total = config.train.warm_up_epochs + config.train.adaptation_epochs
     if epochs_done(run_dir) >= total:
         return None
     if config != saved:
         save_yaml(config, run_dir / CONFIG_FILE)
     context = _context(config, run_dir, run_dir.name, quiet, tracker_options(names, tracker_settings))
-    trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context)
+    trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context, device=device)
     return _train(trainer, resume=(run_dir / CHECKPOINT).exists())

@@ -153,7 +153,8 @@ class Trainer:
     each optimizer step), as in PyTorch Lightning; by default per step for
     the schedules PyTorch defines per batch (``OneCycleLR``, ``CyclicLR``),
     per epoch for the others. ``ReduceLROnPlateau`` steps per epoch with the
-    validation loss.
+    validation loss. ``device``: the one ``config.train.device`` resolved to, when the caller has
+    resolved it already (``run_experiment`` does, before any work starts).
     """
 
     def __init__(
@@ -171,6 +172,7 @@ class Trainer:
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str | None = None,
         controller: Controller | None = None,
+        device: torch.device | None = None,
     ) -> None:
         if scheduler_interval not in (None, *SCHEDULER_INTERVALS):
             raise ConfigError(
@@ -183,7 +185,7 @@ class Trainer:
         self.base_context = context
         self.recorder = _Recorder()
         self.trackers = TrackerGroup({"_recorder": self.recorder, **(trackers or {})})
-        self.device = resolve_device(config.train.device)
+        self.device = device if device is not None else resolve_device(config.train.device)
         self._sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self._data_source = data
         self._model = model
