@@ -31,6 +31,9 @@ ROOT = Path(__file__).parent
 # Every install path pins torch (see the README: which wheel that is depends on the machine's pip sources).
 TORCH = "torch==2.13.0"
 TEST_TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist"]
+# Lint and type-check tools pinned: a new release must not turn main red on its own.
+LINT_TOOLS = ["ruff==0.17.6", "import-linter==2.17"]
+TYPE_TOOLS = ["mypy==2.4.1", "types-PyYAML==6.0.12.20261122"]
 # Tests run in one worker process per core (at most four): each test is single-threaded
 # (OMP_NUM_THREADS=1), so two cores run the suite in about half the time.
 PARALLEL = ["--numprocesses", "auto", "--maxprocesses", "4"]
@@ -107,6 +110,17 @@ def tests(session: nox.Session, package: str) -> None:
     session.run("pytest", *PARALLEL, f"tests/{package}", *session.posargs)
 
 
+@nox.session(venv_backend="uv")
+def floors(session: nox.Session) -> None:
+    """kaslite-core's tests against the lowest version of each dependency it declares (uv's lowest-direct
+    resolution). torch stays at the pinned wheel: no other one is installable here (see TORCH)."""
+    session.env["OMP_NUM_THREADS"] = "1"
+    session.install(*pip_sources(), "pip", TORCH, *TEST_TOOLS)
+    session.install(*pip_sources(), "--resolution", "lowest-direct", TORCH, "-e", "kaslite-core[test]")
+    session.run("python", "-c", "import attrs, cattrs, click, numpy, pluggy, rich, yaml; print(numpy.__version__)")
+    session.run("pytest", *PARALLEL, "tests/core", *session.posargs)
+
+
 @nox.session
 def engine(session: nox.Session) -> None:
     """The engine under torch.compile and DDP (two gloo processes, so one test at a time): a session of its own."""
@@ -132,7 +146,7 @@ def tests_all(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check, and the import contracts of .importlinter."""
-    session.install(*(pip_sources() if session.venv_backend == "uv" else []), "ruff", "import-linter")
+    session.install(*(pip_sources() if session.venv_backend == "uv" else []), *LINT_TOOLS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     # import-linter reads the source; the packages need not be installed, only found.
@@ -143,7 +157,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) on every package."""
-    install(session, *PACKAGES.values(), extras=("mypy", "types-PyYAML"))
+    install(session, *PACKAGES.values(), extras=tuple(TYPE_TOOLS))
     session.run("mypy", *(f"{folder}/src" for folder in PACKAGES.values()))
 
 

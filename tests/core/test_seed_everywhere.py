@@ -63,10 +63,18 @@ def test_the_reservoir_keeps_whole_samples(shape):
     assert 0.0 <= seed.measure_progress() <= 1.0
 
 
-def grow_through(model: nn.Module, batches, **autocast) -> kaslite.Grower:
-    """Train ``model`` through germination → active of every seed, under ``autocast`` if given."""
+def grow_through(model: nn.Module, batches, shadow_learns: bool = True, **autocast) -> kaslite.Grower:
+    """Train ``model`` through germination → active of every seed, under ``autocast`` if given.
+
+    ``shadow_learns``: each child's reconstruction loss starts above zero, so shadow training must
+    change it before it blends (a residual child with a zero-initialised outer layer starts at zero)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    grower = kaslite.Grower(model, "periodic", period=1)
+    at_blend = BlendSnapshots()
+    grower = kaslite.Grower(model, "periodic", period=1, trackers=[at_blend])
+    at_blend.seeds = grower.seeds
+    # progress_thresh=0 lets every seed blend as soon as it may: that shadow training taught its child
+    # something by then (nothing else trains a child before it blends) is checked below.
+    initial = {seed_id: [p.detach().clone() for p in seed.child.parameters()] for seed_id, seed in grower.seeds.items()}
     for _ in range(8):
         for x, y in batches:
             optimizer.zero_grad()
@@ -77,7 +85,22 @@ def grow_through(model: nn.Module, batches, **autocast) -> kaslite.Grower:
             grower.step()
         grower.epoch_end(val_loss=loss.item())
     assert {seed.state.value for seed in grower.seeds.values()} == {"active"}
+    for seed_id, before in initial.items() if shadow_learns else ():
+        moved = [not torch.equal(a, b) for a, b in zip(before, at_blend.children[seed_id], strict=True)]
+        assert any(moved), f"{seed_id}: shadow training left its child as it was"
     return grower
+
+
+class BlendSnapshots(kaslite.train.Tracker):
+    """Each seed's child parameters at the moment it starts blending."""
+
+    def __init__(self) -> None:
+        self.seeds: dict = {}
+        self.children: dict[str, list[torch.Tensor]] = {}
+
+    def on_seed_transition(self, event) -> None:
+        if event.to_state == "blending":
+            self.children[event.seed_id] = [p.detach().clone() for p in self.seeds[event.seed_id].child.parameters()]
 
 
 def tiny_net(**kwargs) -> MorphogeneticNet:
@@ -98,10 +121,17 @@ def test_float64_training():
         assert all(p.dtype == torch.float64 for p in seed.child.parameters())
 
 
-def test_bfloat16_autocast_training():
-    net = tiny_net()
-    grow_through(net, batches(), dtype=torch.bfloat16)
-    assert all(p.dtype == torch.float32 for p in net.parameters())
+def test_bfloat16_autocast_training_grows_what_float32_training_grows():
+    # The same run in float32 and under bf16 autocast: the seeds learn alike, to bf16's precision.
+    full, mixed = tiny_net(), tiny_net()
+    grow_through(full, batches())
+    grow_through(mixed, batches(), dtype=torch.bfloat16)
+    x = batches(count=1)[0][0]
+    with torch.no_grad():
+        torch.testing.assert_close(mixed.eval()(x), full.eval()(x), rtol=0.05, atol=0.05)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            in_bf16 = mixed(x)
+    assert in_bf16.dtype == torch.bfloat16 and bool(torch.isfinite(in_bf16).all())
 
 
 def test_bfloat16_weights_training():
@@ -115,7 +145,7 @@ def test_a_cnn_trunk_grows_conv_seeds():
     net = MorphogeneticNet(1, 4, 2, 1, 3, blueprint="conv", seed_config=QUICK, trunk="cnn")
     g = torch.Generator().manual_seed(0)
     images = [(torch.randn(8, 1, 6, 6, generator=g), torch.randint(0, 3, (8,), generator=g)) for _ in range(3)]
-    grower = grow_through(net, images)
+    grower = grow_through(net, images, shadow_learns=False)
     # The zero-initialised branches learned from the task once blended in.
     assert all(seed.child.outer.weight.abs().sum() > 0 for seed in grower.seeds.values())
 
