@@ -13,6 +13,7 @@ registered, never at import. Flags override ``--config FILE.yaml``, which
 overrides the defaults. Every value is checked before torch is imported.
 """
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,20 @@ def validated_run(config_file: Path | None, given: dict[str, Any], flags: dict[s
         raise with_flag(exc, flags) from None
 
 
+def relaunch_with_torchrun(nproc: int) -> None:
+    """``kaslite run ... --nproc N`` is ``torchrun --nproc-per-node N -m kaslite run ...``: PyTorch's own
+    launcher starts the N processes, each of which joins the process group (kaslite.train.distributed)."""
+    from torch.distributed.run import main as torchrun
+
+    args = list(sys.argv[1:])
+    at = next(i for i, arg in enumerate(args) if arg == "--nproc" or arg.startswith("--nproc="))
+    del args[at : at + (1 if "=" in args[at] else 2)]
+    try:
+        torchrun(["--nproc-per-node", str(nproc), "-m", "kaslite", *args])
+    except Exception as exc:  # torchrun's ChildFailedError: the ranks have printed their errors above
+        raise click.ClickException(f"a process of the {nproc} failed: {type(exc).__name__}") from exc
+
+
 def make_run_command() -> click.Command:
     fields, flags = config_options()
 
@@ -286,11 +301,15 @@ def make_run_command() -> click.Command:
         output_dir: Path,
         run_name: str | None,
         quiet: bool,
+        nproc: int,
         **given: Any,
     ) -> None:
         from kaslite.config.resolve import tracker_names, tracker_options
 
         settings = tracker_settings(given)
+        if resume is not None and nproc > 1:
+            relaunch_with_torchrun(nproc)
+            return
         if resume is not None:
             from kaslite.train.runner import resume_experiment
 
@@ -303,6 +322,9 @@ def make_run_command() -> click.Command:
         config = validated_run(config_file, given, flags)
         names = tracker_names(tracker or None, no_tracker)
         tracker_options(names, settings)
+        if nproc > 1:  # every flag is known good: now the processes start
+            relaunch_with_torchrun(nproc)
+            return
         from kaslite.train.runner import run_experiment  # torch: only once the flags are known good
 
         try:
@@ -332,6 +354,13 @@ def make_run_command() -> click.Command:
             ),
             click.Option(["--run-name", "--run_name"], help="Run directory name [default: a slug of the config]."),
             click.Option(["--quiet", "-q"], is_flag=True, help="Print only the final summary line."),
+            click.Option(
+                ["--nproc"],
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="Train data-parallel on N processes of this machine (torchrun --nproc-per-node N).",
+            ),
             *data_and_plugin_options(),
             *fields,
         ],

@@ -101,11 +101,14 @@ class Batches:
 class TensorBatches(Batches):
     """Tensors in memory: shuffled by a generator seeded from ``seed``; validation in one batch."""
 
-    def __init__(self, data: SplitData, batch_size: int, seed: int) -> None:
+    def __init__(self, data: SplitData, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
         self.data = data
         self.batch_size = batch_size
         self.sample_shape = tuple(data.x_train.shape[1:])
         self.shuffle = torch.Generator().manual_seed(seed + 1)
+        # Under torchrun every rank draws the same order and takes its share of each batch (as
+        # DistributedSampler would): the batches, and so the averaged gradients, are a single process's.
+        self.rank, self.world = rank, world
 
     @property
     def num_classes(self) -> int:
@@ -115,7 +118,7 @@ class TensorBatches(Batches):
         x, y = self.data.x_train, self.data.y_train
         order = torch.randperm(x.shape[0], generator=self.shuffle).to(x.device)
         for start in range(0, x.shape[0], self.batch_size):
-            index = order[start : start + self.batch_size]
+            index = order[start : start + self.batch_size][self.rank :: self.world]
             yield x[index], y[index]
 
     def val(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -181,7 +184,10 @@ def make_batches(source: DataSource | None, config: Any, device: torch.device) -
     """Batches for a run: ``source`` if given, else the dataset ``config.data`` names."""
     train = config.train
     if source is None:
-        return TensorBatches(load_split(config.data, train.seed, device), train.batch_size, train.seed)
+        from kaslite.train import distributed
+
+        split = load_split(config.data, train.seed, device)
+        return TensorBatches(split, train.batch_size, train.seed, distributed.rank(), distributed.world_size())
     if isinstance(source, SplitData):
         moved = attrs.evolve(
             source,

@@ -1,8 +1,9 @@
 """Run an experiment end to end: validate, pick the run dir, build trackers, train, or resume."""
 
+import contextlib
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from kaslite.config.structure import structure
 from kaslite.errors import ConfigError, KasliteError, RunStopped
 from kaslite.nn.network import seed_ids as network_seed_ids
 from kaslite.plugins import TRACKER, get_plugin_manager
+from kaslite.train import distributed
 from kaslite.train.events import RunContext, RunSummary
 from kaslite.train.tracker import Tracker
 from kaslite.train.trainer import CHECKPOINT, Trainer, resolve_device
@@ -105,20 +107,41 @@ def run_experiment(
     names = tracker_names(trackers, without)
     config, device = prepare(config, names)  # config.yaml records every parameter, defaults included
     options = tracker_options(names, tracker_settings)
-    run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # A reused folder (its outputs removed by a pipeline) must not offer the old run's checkpoint to --resume.
-    for stale in (CHECKPOINT, CHECKPOINT + ".tmp"):
-        (run_dir / stale).unlink(missing_ok=True)
-    save_yaml(config, run_dir / CONFIG_FILE)
-    context = _context(config, run_dir, run_dir.name, quiet, options, labels)
+    with distributed_run(device) as device:
+        run_dir = None
+        if distributed.is_writer():
+            run_dir = fresh_run_dir(Path(output_dir), run_name or default_run_name(config))
+            run_dir.mkdir(parents=True, exist_ok=True)
+            # A reused folder (its outputs removed by a pipeline) must not offer the old run's checkpoint to --resume.
+            for stale in (CHECKPOINT, CHECKPOINT + ".tmp"):
+                (run_dir / stale).unlink(missing_ok=True)
+            save_yaml(config, run_dir / CONFIG_FILE)
+        run_dir = Path(distributed.from_rank_zero(str(run_dir)))  # the folder rank 0 chose
+        context = _context(config, run_dir, run_dir.name, quiet, options, labels)
+        try:
+            return _train(Trainer(config, run_dir, _trackers(names, context), run_dir.name, context, device=device))
+        except ConfigError:
+            # Refused before the first epoch (say, data the network cannot take): leave no run behind.
+            if distributed.is_writer() and [path.name for path in run_dir.iterdir()] == [CONFIG_FILE]:
+                shutil.rmtree(run_dir)
+            raise
+
+
+@contextlib.contextmanager
+def distributed_run(device: torch.device) -> Iterator[torch.device]:
+    """Under torchrun, this rank's place in the process group for the run's length; else the device as is."""
+    if not distributed.launched():
+        yield device
+        return
     try:
-        return _train(Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context, device=device))
-    except ConfigError:
-        # Refused before the first epoch (say, data the network cannot take): leave no run behind.
-        if [path.name for path in run_dir.iterdir()] == [CONFIG_FILE]:
-            shutil.rmtree(run_dir)
-        raise
+        yield distributed.start(device)
+    finally:
+        distributed.stop()
+
+
+def _trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
+    """The run's trackers: rank 0's alone under torchrun (one MLflow run, one set of files)."""
+    return make_trackers(names, context) if distributed.is_writer() else {}
 
 
 def _train(trainer: Trainer, resume: bool = False) -> RunSummary:
@@ -191,8 +214,9 @@ def resume_experiment(
     total = config.train.warm_up_epochs + config.train.adaptation_epochs
     if epochs_done(run_dir) >= total:
         return None
-    if config != saved:
-        save_yaml(config, run_dir / CONFIG_FILE)
-    context = _context(config, run_dir, run_dir.name, quiet, tracker_options(names, tracker_settings))
-    trainer = Trainer(config, run_dir, make_trackers(names, context), run_dir.name, context, device=device)
-    return _train(trainer, resume=(run_dir / CHECKPOINT).exists())
+    with distributed_run(device) as device:
+        if config != saved and distributed.is_writer():
+            save_yaml(config, run_dir / CONFIG_FILE)
+        context = _context(config, run_dir, run_dir.name, quiet, tracker_options(names, tracker_settings))
+        trainer = Trainer(config, run_dir, _trackers(names, context), run_dir.name, context, device=device)
+        return _train(trainer, resume=(run_dir / CHECKPOINT).exists())

@@ -11,6 +11,7 @@ epoch lets a killed run resume to the same result.
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from kaslite.models.signature import EXAMPLE_ROWS
 from kaslite.nn import MorphogeneticNet
 from kaslite.nn.modules import find_seeds
 from kaslite.plot.tracking import start_drawing
+from kaslite.train import distributed
 from kaslite.train.data import Batches, DataSource, TensorBatches, make_batches
 from kaslite.train.events import (
     EpochRecord,
@@ -220,6 +222,11 @@ class Trainer:
                     "which layers to freeze; set train.freeze_trunk=false or define hidden_trunk()"
                 )
         self.net.to(self.device)
+        # Under torchrun the training forward goes through DDP (it averages the gradients); validation,
+        # growth and saving use the network itself. Dormant children get no gradient: find_unused_parameters.
+        self.model: nn.Module = self.net
+        if distributed.active():
+            self.model = nn.parallel.DistributedDataParallel(self.net, find_unused_parameters=True)
         # One optimizer over every parameter, children included: dormant children get no
         # gradient, so growth never rebuilds it and a scheduler covers every parameter.
         make_optimizer = self._optimizer_factory or (
@@ -247,6 +254,8 @@ class Trainer:
             self.threads = training_threads(cfg.train.threads, params, cfg.train.batch_size)
         else:
             self.threads = torch.get_num_threads()
+        if distributed.active():  # the ranks share the machine's cores
+            self.threads = max(1, min(self.threads, (os.cpu_count() or 1) // distributed.world_size()))
         torch.set_num_threads(self.threads)
 
     def _param_groups(self) -> Any:
@@ -287,7 +296,8 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not distributed.is_writer():
+            self.saved_epoch = self.epoch if self.run_dir is not None else self.saved_epoch
             return
         payload = {
             "elapsed": self.elapsed,
@@ -341,7 +351,7 @@ class Trainer:
         count = 0
         for x, y in self.batches.train():
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.net(x), y)
+            loss = self.loss_fn(self.model(x), y)
             loss.backward()
             if self.config.train.grad_clip:
                 nn.utils.clip_grad_norm_(self._trained, self.config.train.grad_clip, foreach=True)
@@ -353,7 +363,8 @@ class Trainer:
             # device has it; MPS has not).
             total = total + loss.detach().to(self._sum_dtype) * x.shape[0]
             count += x.shape[0]
-        return float(total) / max(count, 1)
+        summed, samples = distributed.summed(self.device, float(total), count)  # every rank's share
+        return summed / max(samples, 1)
 
     @torch.no_grad()
     def _validate(self) -> tuple[float, float]:
@@ -433,6 +444,7 @@ class Trainer:
             torch.set_num_threads(threads)
 
     def _finish(self) -> RunSummary:
+        distributed.check_replicas_agree(self.net)
         states = {sid: seed.state.value for sid, seed in self.grower.seeds.items()}
         metrics = final_metrics(
             self.recorder.history,
@@ -442,6 +454,8 @@ class Trainer:
             self.grower.param_counts(),
             self.elapsed,
         )
+        if distributed.active():
+            metrics["processes"] = distributed.world_size()
         metadata = {
             "run_name": self.run_name,
             "problem": self.config.data.problem,
@@ -460,7 +474,7 @@ class Trainer:
         # A tracker that logs the run's figure has a helper ready to draw it: it starts now, beside the
         # model's saving and logging, and is read at on_run_end.
         start_drawing(summary)
-        if self.run_dir is not None:
+        if self.run_dir is not None and distributed.is_writer():
             # A few validation inputs record what the model takes and returns, for serving and MLflow.
             example = self.batches.probe(EXAMPLE_ROWS)
             model_path = save_model(self.net, self.run_dir / MODEL, metadata, example_input=example)
