@@ -285,7 +285,7 @@ def relaunch_with_torchrun(nproc: int) -> None:
     at = next(i for i, arg in enumerate(args) if arg == "--nproc" or arg.startswith("--nproc="))
     del args[at : at + (1 if "=" in args[at] else 2)]
     try:
-        torchrun(["--nproc-per-node", str(nproc), "-m", "kaslite", *args])
+        torchrun(["--standalone", "--nproc-per-node", str(nproc), "-m", "kaslite", *args])  # a free local port
     except Exception as exc:  # torchrun's ChildFailedError: the ranks have printed their errors above
         raise click.ClickException(f"a process of the {nproc} failed: {type(exc).__name__}") from exc
 
