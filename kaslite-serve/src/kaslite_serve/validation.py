@@ -53,15 +53,6 @@ def sample_text(spec: TensorSpec) -> str:
     return f"shape {shape_text(spec.shape)} (or a row of {spec.size} numbers)"
 
 
-def depth(value: Any) -> int:
-    """How deeply ``value`` nests lists, following first elements."""
-    levels = 0
-    while isinstance(value, list):
-        levels += 1
-        value = value[0] if value else None
-    return levels
-
-
 @functools.cache
 def _nested_numbers(levels: int) -> pydantic.TypeAdapter[Any]:
     kind: Any = Number
@@ -73,7 +64,7 @@ def _nested_numbers(levels: int) -> pydantic.TypeAdapter[Any]:
 def check_numbers(samples: list[Any], field: str) -> None:
     """Every leaf of ``samples`` is a number, nested as deep as the first: else pydantic's words, by position."""
     try:
-        _nested_numbers(max(depth(samples), 2)).validate_python(samples)
+        _nested_numbers(max(len(_first_shape(samples)), 2)).validate_python(samples)
     except pydantic.ValidationError as exc:
         raise InputError(validation_message(exc.errors(), prefix=field)) from None
 
@@ -259,7 +250,7 @@ def v2_batch(tensor: V2Tensor, spec: TensorSpec, max_rows: int) -> torch.Tensor:
         raise InputError(f"{where} has {count} rows; at most {max_rows} are allowed per request")
     per_row = math.prod(shape[1:])
     data = tensor.data
-    if depth(data) > 1:
+    if len(_first_shape(data)) > 1:
         if _first_shape(data) != shape or _ragged(data, "data"):
             layout = f"{count} rows of {_values(per_row)}" if len(shape) == 2 else f"nested {shape_text(shape)}"
             raise InputError(f"{where}: data is not {layout}, as its shape {tensor.shape} says")

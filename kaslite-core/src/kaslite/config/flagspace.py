@@ -37,6 +37,7 @@ COMMAND_FLAGS: dict[str, str] = {
     "--run-name": "the run name",
     "--run_name": "the run name",
     "--quiet": "quiet output",
+    "--nproc": "the number of processes",
     "--data": "the data file",
     "--dataset-param": "dataset parameters",
     "--controller-param": "controller parameters",
