@@ -28,25 +28,26 @@ def block(marker: str) -> str:
 
 
 def run_commands(script: str, cwd: Path, env: dict[str, str]) -> list[str]:
-    """Run the README's shell lines: ``export`` sets ``env``, a ``kaslite`` line runs as the real CLI, and the
-    ``kaslite serve`` line is returned (as argv, its ``PYTHONPATH=.`` applied to ``env``) for the test to start."""
+    """Run the README's shell lines: ``export`` sets ``env`` (a ``.`` is the folder), a ``kaslite`` line runs
+    as the real console script, and the ``kaslite serve`` line is returned (as argv) for the test to start."""
     serve: list[str] = []
     for line in script.splitlines():
         words = shlex.split(line, comments=True)
         if not words:
             continue
         if words[0] == "export":
-            name, _, value = words[1].partition("=")
-            env[name] = value
+            for pair in words[1:]:
+                name, _, value = pair.partition("=")
+                env[name] = str(cwd / value) if value == "." else value
             continue
-        while "=" in words[0]:  # VAR=value before the command
-            name, _, value = words.pop(0).partition("=")
-            env[name] = str(cwd / value) if value == "." else value
+
         assert words[0] == "kaslite", line
         if words[1] == "serve":
             serve = words
             continue
-        done = subprocess.run([sys.executable, "-m", *words], cwd=cwd, env=env, capture_output=True, text=True)
+        # The console script, as a user runs it (python -m would put the folder on sys.path by itself).
+        script = str(Path(sys.executable).with_name("kaslite"))
+        done = subprocess.run([script, *words[1:]], cwd=cwd, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     return serve
 
