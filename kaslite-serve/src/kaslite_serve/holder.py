@@ -99,8 +99,8 @@ class ServedModel:
 
     @classmethod
     def prepare(cls, loaded: Any, started: float, version: str | None = None) -> "ServedModel":
-        """Wrap a source's ``LoadedModel`` and run its example batch before it serves anyone: a model
-        that does not return what its file says is refused here, not at the first request."""
+        """Wrap a source's ``LoadedModel`` and run its example batch (the warm-up) before it serves anyone:
+        a model that does not return what its file says is refused here, not at the first request."""
         label = version if version is not None else version_label(loaded.version, loaded.metadata or {})
         signature = signature_for_serving(loaded)
         model = cls(
@@ -120,7 +120,6 @@ class ServedModel:
             raise ModelFileError(
                 f"{loaded.uri}: the model returns {got} per sample; its file says {signature.output.shape}"
             )
-        model.predict(example)
         return attrs.evolve(model, load_seconds=time.perf_counter() - started)
 
     def seeds(self) -> dict[str, dict[str, Any]]:

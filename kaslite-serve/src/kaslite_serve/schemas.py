@@ -43,12 +43,17 @@ def _layout_name(levels: int) -> str:
     return "list[" * levels + "number" + "]" * levels
 
 
-def _layout(value: Any) -> str:
-    levels = 0
-    while isinstance(value, list) and levels < MAX_SAMPLE_DEPTH + 1:
-        levels += 1
+def first_shape(value: Any) -> tuple[int, ...]:
+    """The shape ``value`` would have if every list were as long as its first sibling."""
+    dims = []
+    while isinstance(value, list):
+        dims.append(len(value))
         value = value[0] if value else None
-    return _layout_name(max(levels, 1))
+    return tuple(dims)
+
+
+def _layout(value: Any) -> str:
+    return _layout_name(min(max(len(first_shape(value)), 1), MAX_SAMPLE_DEPTH + 1))
 
 
 def _layouts(deepest: int) -> Any:

@@ -28,7 +28,7 @@ import torch
 
 from kaslite.models import TensorSpec
 from kaslite_serve.errors import InputError
-from kaslite_serve.schemas import Number, PredictEnvelope, V2Tensor
+from kaslite_serve.schemas import Number, PredictEnvelope, V2Tensor, first_shape
 
 NUMBER_TYPES = frozenset({float, int})  # bool is a type of its own here: true is not a number
 
@@ -64,18 +64,9 @@ def _nested_numbers(levels: int) -> pydantic.TypeAdapter[Any]:
 def check_numbers(samples: list[Any], field: str) -> None:
     """Every leaf of ``samples`` is a number, nested as deep as the first: else pydantic's words, by position."""
     try:
-        _nested_numbers(max(len(_first_shape(samples)), 2)).validate_python(samples)
+        _nested_numbers(max(len(first_shape(samples)), 2)).validate_python(samples)
     except pydantic.ValidationError as exc:
         raise InputError(validation_message(exc.errors(), prefix=field)) from None
-
-
-def _first_shape(value: Any) -> tuple[int, ...]:
-    """The shape ``value`` would have if every list were as long as its first sibling."""
-    dims = []
-    while isinstance(value, list):
-        dims.append(len(value))
-        value = value[0] if value else None
-    return tuple(dims)
 
 
 def _index(position: Sequence[int]) -> str:
@@ -84,7 +75,7 @@ def _index(position: Sequence[int]) -> str:
 
 def _ragged(samples: list[Any], field: str) -> str | None:
     """Where the samples stop being one box of numbers, as a message; None when they are one."""
-    expected = _first_shape(samples[0])
+    expected = first_shape(samples[0])
     if len(expected) == 1:  # rows: the message row models always gave
         for index, row in enumerate(samples):
             if len(row) != expected[0]:
@@ -250,8 +241,8 @@ def v2_batch(tensor: V2Tensor, spec: TensorSpec, max_rows: int) -> torch.Tensor:
         raise InputError(f"{where} has {count} rows; at most {max_rows} are allowed per request")
     per_row = math.prod(shape[1:])
     data = tensor.data
-    if len(_first_shape(data)) > 1:
-        if _first_shape(data) != shape or _ragged(data, "data"):
+    if len(first_shape(data)) > 1:
+        if first_shape(data) != shape or _ragged(data, "data"):
             layout = f"{count} rows of {_values(per_row)}" if len(shape) == 2 else f"nested {shape_text(shape)}"
             raise InputError(f"{where}: data is not {layout}, as its shape {tensor.shape} says")
         flat: list[Any] = np.asarray(data, dtype=np.float64).ravel().tolist()

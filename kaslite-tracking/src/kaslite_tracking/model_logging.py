@@ -43,8 +43,12 @@ def servable(path: Path) -> tuple[Any, Any]:
     return net, recorded
 
 
-def log_kaslite_model(client: Any, tracking_uri: str, experiment_id: str, run_id: str, model_path: Path) -> Any:
-    """Log ``model_path`` to ``run_id`` with a signature and the file's example rows; returns MLflow's ModelInfo."""
+def log_kaslite_model(
+    client: Any, tracking_uri: str, experiment_id: str, run_id: str, model_path: Path, loaded: Any = None
+) -> Any:
+    """Log ``model_path`` to ``run_id`` with a signature and the file's example rows; returns MLflow's ModelInfo.
+
+    ``loaded``: what :func:`servable` returned for the file, when the caller has read it already."""
     import mlflow.pyfunc
     import torch
     from mlflow.entities import LoggedModelOutput
@@ -52,7 +56,7 @@ def log_kaslite_model(client: Any, tracking_uri: str, experiment_id: str, run_id
 
     from kaslite_tracking.store import fluent_tracking_uri
 
-    net, recorded = servable(model_path)
+    net, recorded = loaded if loaded is not None else servable(model_path)
     batch = recorded.example_batch()
     with torch.no_grad():
         predictions = net(batch).argmax(dim=-1).numpy()

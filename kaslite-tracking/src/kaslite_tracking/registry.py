@@ -279,14 +279,19 @@ class Registry:
         self.move_alias(alias, restored, "rollback")
         return restored, current
 
-    def register_file(self, path: str | Path, val_acc: float | None = None, experiment: str = "kaslite") -> VersionInfo:
+    def register_file(
+        self, path: str | Path, val_acc: float | None = None, experiment: str = "kaslite", loaded: Any = None
+    ) -> VersionInfo:
         """Register a model file written by ``kaslite.save_model`` (any module saved with an example input):
         logged as a pyfunc model to a new run of ``experiment``, then a new version. ``val_acc`` defaults to
-        the file's metadata ``val_acc``, when it has one."""
+        the file's metadata ``val_acc``, when it has one. ``loaded``: the file as
+        :func:`~kaslite_tracking.model_logging.servable` read it, when the caller has already."""
         from kaslite_tracking.model_logging import log_kaslite_model, servable
 
         path = Path(path)
-        net, _ = servable(path)  # before any run is created: a file that cannot be served registers nothing
+        # Before any run is created: a file that cannot be served registers nothing.
+        loaded = loaded if loaded is not None else servable(path)
+        net = loaded[0]
         metadata = dict(getattr(net, "metadata", {}))
         if val_acc is None:
             val_acc = _float(metadata.get(VAL_ACC))
@@ -295,7 +300,7 @@ class Registry:
         run = self.client.create_run(experiment_id, run_name=path.stem, tags={"kaslite.model_file": str(path)})
         run_id = run.info.run_id
         try:
-            logged = log_kaslite_model(self.client, self.tracking_uri, experiment_id, run_id, path)
+            logged = log_kaslite_model(self.client, self.tracking_uri, experiment_id, run_id, path, loaded)
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise

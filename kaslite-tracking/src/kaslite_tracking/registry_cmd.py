@@ -134,9 +134,9 @@ def add(
     """Register MODEL_FILE (written by kaslite.save_model, any module) as a new version; creates the store."""
     from kaslite_tracking.model_logging import servable
 
-    servable(model_file)  # a file that cannot be served is refused before the store is touched
+    loaded = servable(model_file)  # a file that cannot be served is refused before the store is touched
     with open_registry(tracking_uri, model_name, must_exist=False) as reg:
-        info = reg.register_file(model_file, val_acc, experiment)
+        info = reg.register_file(model_file, val_acc, experiment, loaded)
         if alias is not None:
             reg.move_alias(alias.lower(), info.version, "promote")
     held = f", alias {alias.lower()}" if alias else ""
