@@ -9,7 +9,10 @@ optimizer over every parameter, kaslite's fused Adam for both sides):
   against ``kaslite.fuse`` of it trained as a plain module (the same function,
   so the same arithmetic: what is left is kaslite's overhead);
 - ``shadow_ratio``: the same while one seed shadow-trains, against the fused
-  network (where that seed is not yet part of the function);
+  network (where that seed is not yet part of the function). The default
+  network's seeds have nothing to learn in the shadow (their zero branches
+  already reproduce their input), so this one is the same network with the
+  ``mlp`` blueprint, a child that learns its slot's activations;
 - ``blend_ratio``: the same while one seed blends in.
 
 ``run_ratio``: a whole default ``kaslite.fit`` run (its process time) against
@@ -124,10 +127,10 @@ def grown(net: MorphogeneticNet) -> MorphogeneticNet:
     return net
 
 
-def default_net(**seeds: int) -> MorphogeneticNet:
+def default_net(blueprint: str = "residual", **seeds: int) -> MorphogeneticNet:
     """kaslite's default network (``kaslite run``'s: deep, width and wide seeds) for 2 features and
-    2 classes; ``seeds`` overrides its SeedConfig."""
-    return build_net(build_config({"seeds": seeds}), 2, 2)
+    2 classes, its deep seeds growing ``blueprint``; ``seeds`` overrides its SeedConfig."""
+    return build_net(build_config({"model": {"blueprint": blueprint}, "seeds": seeds}), 2, 2)
 
 
 def versus_fused(net: MorphogeneticNet, batches: Batches, rounds: int, steps: int) -> float:
@@ -214,8 +217,9 @@ def main() -> None:
     # The default network against its own fused form: every seed grown; one seed shadow-training;
     # one seed blending in (slowly enough to stay mid-blend while it is timed).
     result["active_vs_fused_ratio"] = versus_fused(grown(default_net()), vectors, rounds, steps)
-    net = default_net()
+    net = default_net("mlp")
     net.seeds["seed1_1"].germinate()
+    assert net.seeds["seed1_1"].shadow_trains()
     result["shadow_ratio"] = versus_fused(net, vectors, rounds, steps)
     net = default_net(blend_steps=10**9)
     net.seeds["seed1_1"].germinate()

@@ -5,9 +5,11 @@ import torch
 from torch import nn
 
 import kaslite
+import kaslite.train.trainer
 from kaslite.config import SeedConfig
 from kaslite.errors import InvalidValue
 from kaslite.nn import SentinelSeed
+from kaslite.train.trainer import clip_grad_norm
 
 QUICK = {
     "train": {"warm_up_epochs": 2, "adaptation_epochs": 6, "batch_size": 16},
@@ -136,15 +138,35 @@ def test_an_epoch_interval_and_a_bad_interval():
         kaslite.fit(Mine(), xor(), config=QUICK, scheduler=plateau, scheduler_interval="step")
 
 
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_the_trainers_clipping_is_pytorchs_to_the_bit(scale):
+    torch.manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(shape)) for shape in [(5, 3), (3,), (1,), (7, 2)]]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for mine, other in zip(ours, theirs, strict=True):
+        mine.grad = torch.randn_like(mine) * scale
+        other.grad = mine.grad.clone()
+    ours[2].grad = None  # a dormant child's parameter
+    theirs[2].grad = None
+    before = [None if p.grad is None else p.grad.clone() for p in ours]
+    clip_grad_norm(ours, 1.0)
+    torch.nn.utils.clip_grad_norm_(theirs, 1.0, foreach=True)
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs, strict=True) if a.grad is not None)
+    norm = float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours if p.grad is not None])))
+    if scale > 1:
+        assert norm == pytest.approx(1.0, rel=1e-5)
+    else:  # under the limit: untouched
+        assert all(torch.equal(p.grad, b) for p, b in zip(ours, before, strict=True) if b is not None)
+
+
 def test_grad_clip_clips_every_step_and_zero_turns_it_off(monkeypatch):
     calls = []
-    clip = torch.nn.utils.clip_grad_norm_
 
-    def recording(params, max_norm, **kwargs):
+    def recording(params, max_norm):
         calls.append(max_norm)
-        return clip(params, max_norm, **kwargs)
+        return clip_grad_norm(params, max_norm)
 
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
+    monkeypatch.setattr(kaslite.train.trainer, "clip_grad_norm", recording)
     steps = 8 * -(-xor()[0].shape[0] // 16)
     kaslite.fit(Mine(), xor(), config={**QUICK, "train": {**QUICK["train"], "grad_clip": 0.5}})
     assert calls == [0.5] * steps

@@ -16,6 +16,8 @@ SHAPES = {"vectors": (6, 8), "sequences": (6, 5, 8), "feature maps": (6, 8, 4, 4
 def seed_for(shape: tuple[int, ...]) -> SentinelSeed:
     torch.manual_seed(0)
     child = conv(8) if len(shape) == 4 else mlp(8, 12)
+    if len(shape) == 4:  # a branch that is not zero, so the child has something to learn in the shadow
+        nn.init.normal_(child.outer.weight, std=0.1)
     return SentinelSeed(8, child, QUICK, seed_id="s").train()
 
 
@@ -175,14 +177,16 @@ def test_an_in_place_op_after_the_seed_cannot_rewrite_what_it_learns():
     config = SeedConfig(health_every=1, buffer_size=64)
     seed = SentinelSeed(4, config=config, seed_id="s")
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), seed, torch.nn.ReLU(inplace=True), torch.nn.Linear(4, 2))
-    seed.germinate()  # shadow-training: every batch goes to the reservoir
     x = torch.randn(16, 3)
     before = model[0](x).detach()
     assert (before < 0).any()
+    model(x)  # dormant: the batch feeds the health
+    seed.observe()
+    torch.testing.assert_close(seed.health_mean, before.mean(0))
+    seed.germinate()  # shadow-training: every batch goes to the reservoir
     model(x)
     seed.observe()
     torch.testing.assert_close(seed.reservoir(), before)
-    torch.testing.assert_close(seed.health_mean, before.mean(0))
 
 
 def test_the_reservoir_is_bounded_in_bytes_and_progress_is_measured_in_chunks(monkeypatch):
@@ -191,6 +195,7 @@ def test_the_reservoir_is_bounded_in_bytes_and_progress_is_measured_in_chunks(mo
     torch.manual_seed(0)
     # (4, 16, 16) float maps are 4 KiB a sample: 0.25 MiB holds 64 of them, not buffer_size's 2,048.
     seed = SentinelSeed(4, config=SeedConfig(buffer_size=2048, buffer_mb=0.25), blueprint="conv").train()
+    nn.init.normal_(seed.child.outer.weight, std=0.1)  # not an identity: it learns in the shadow
     seed.germinate()
     batches = [torch.randn(32, 4, 16, 16) for _ in range(3)]
     for batch in batches:

@@ -194,6 +194,42 @@ def test_in_process_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed == expected
 
 
+def test_checkpoints_are_written_every_few_seconds_and_a_killed_run_replays_what_it_lost(tmp_path, monkeypatch):
+    import kaslite.train.trainer as trainer_module
+
+    written = []
+    save = torch.save
+
+    def recording(payload, path):
+        if str(path).endswith(CHECKPOINT + ".tmp"):
+            written.append(int(payload["grower"]["epoch"]))
+        return save(payload, path)
+
+    monkeypatch.setattr(torch, "save", recording)
+    expected = Trainer(tiny_config(), tmp_path / "whole").run().metrics
+    assert written == [1, 11]  # fast epochs: the first and the last, not one a epoch
+
+    # A process killed at epoch 7 runs no except clause: nothing is written as it dies.
+    written.clear()
+    monkeypatch.setattr(Trainer, "_write_last_epoch", lambda self: None)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config(), tmp_path / "killed", {"kill": KilledAt(7)}).run()
+    assert written == [1]
+    monkeypatch.undo()
+    resumed = Trainer(tiny_config(), tmp_path / "killed").run(resume=True)  # epochs 2-6 again, to the same values
+    assert [row["epoch"] for row in resumed.history] == list(range(1, 12))
+    for metrics in (expected, resumed.metrics):
+        metrics.pop("wall_time_s")
+    assert resumed.metrics == expected
+
+    # Epochs longer than the interval: every one is written.
+    monkeypatch.setattr(trainer_module, "CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr(torch, "save", recording)
+    written.clear()
+    Trainer(tiny_config(), tmp_path / "slow").run()
+    assert written == list(range(1, 12))
+
+
 def test_a_drift_warning_needs_the_val_loss_to_have_risen_since_the_blend_began():
     from kaslite.config import SeedConfig
     from kaslite.nn import MorphogeneticNet

@@ -152,5 +152,6 @@ def test_a_bfloat16_network_grows_its_wide_seed_in_bfloat16():
     out = net(x)
     out.float().sum().backward()
     assert out.dtype is torch.bfloat16 and seed.child.outer.weight.grad is not None
-    seed.observe()  # health from the bfloat16 batch
-    assert seed.health > 0.0
+    dormant = net.seeds["wide_2"]
+    dormant.observe()  # health from the bfloat16 batch
+    assert dormant.health > 0.0

@@ -172,6 +172,13 @@ class TrackerSpec:
         validated instance reaches the factory as ``run.tracker_options[name]``.
         A field whose flag kaslite, a dataset or another tracker already uses
         gets the tracker refused, naming the holder.
+    :param own_process: whether ``kaslite run`` may host the tracker in a helper
+        process (:mod:`kaslite.train.tracker_host`), so its imports and I/O cost
+        the training loop nothing. Its factory must be importable by name and
+        its state its own (events arrive pickled; ``where()`` answers back).
+    :param warm_up: for a tracker with ``own_process``: a function, importable by
+        name, that the helper calls as soon as it starts, while the run is set
+        up (import what the tracker needs).
     """
 
     name: str
@@ -179,6 +186,8 @@ class TrackerSpec:
     description: str = ""
     default: bool = False
     options_type: type | None = None
+    own_process: bool = False
+    warm_up: Callable[[], None] | None = None
 
 
 @attrs.frozen

@@ -25,6 +25,23 @@ def mlflow_tracker(run: Any) -> Any:
     return MlflowTracker(run)
 
 
+def warm_up_tensorboard() -> None:
+    """In the trackers' helper process, while the run is set up: TensorBoard's writer imports."""
+    import torch.utils.tensorboard  # noqa: F401
+
+
+def warm_up_mlflow() -> None:
+    """In the trackers' helper process, while the run is set up: MLflow's client and model logging
+    imports, and the helper that will draw the run's figure."""
+    import mlflow.pyfunc  # noqa: F401
+    import torch  # noqa: F401  (the model file is read to log it)
+    from mlflow import MlflowClient  # noqa: F401
+
+    from kaslite.plot.tracking import prepare
+
+    prepare()
+
+
 def load_registered(uri: str) -> Any:
     from kaslite_tracking.model_source import load_registered
 
@@ -47,6 +64,8 @@ def kaslite_trackers() -> list[TrackerSpec]:
             "TensorBoard event files under TENSORBOARD_DIR/RUN_NAME/",
             default=True,
             options_type=TensorBoardOptions,
+            own_process=True,
+            warm_up=warm_up_tensorboard,
         ),
         TrackerSpec(
             "mlflow",
@@ -54,6 +73,8 @@ def kaslite_trackers() -> list[TrackerSpec]:
             "an MLflow run per kaslite run, the model logged and registered (embedded SQLite store by default)",
             default=True,
             options_type=MlflowOptions,
+            own_process=True,
+            warm_up=warm_up_mlflow,
         ),
     ]
 

@@ -13,6 +13,7 @@ registered, never at import. Flags override ``--config FILE.yaml``, which
 overrides the defaults. Every value is checked before torch is imported.
 """
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -290,6 +291,17 @@ def relaunch_with_torchrun(nproc: int) -> None:
         raise click.ClickException(f"a process of the {nproc} failed: {type(exc).__name__}") from exc
 
 
+def start_tracker_host(names: list[str]) -> None:
+    """Start the helper process of the trackers that run in one (:mod:`kaslite.train.tracker_host`) now,
+    before this process imports torch, so that both import at once."""
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone tracks the run
+        return
+    from kaslite.train import tracker_host
+
+    manager = get_plugin_manager()
+    tracker_host.start([manager.lookup(TRACKER, name) for name in names])
+
+
 def make_run_command() -> click.Command:
     fields, flags = config_options()
 
@@ -314,7 +326,10 @@ def make_run_command() -> click.Command:
             from kaslite.train.runner import resume_experiment
 
             overrides = build_layers_for_resume(config_file, given)
-            if resume_experiment(resume, tracker or None, no_tracker, quiet, settings, overrides) is None:
+            resumed = resume_experiment(
+                resume, tracker or None, no_tracker, quiet, settings, overrides, host_trackers=True
+            )
+            if resumed is None:
                 click.echo(
                     f"{resume} already finished all its epochs; nothing to do (ask for more with --adaptation-epochs N)"
                 )
@@ -325,10 +340,13 @@ def make_run_command() -> click.Command:
         if nproc > 1:  # every flag is known good: now the processes start
             relaunch_with_torchrun(nproc)
             return
+        start_tracker_host(names)
         from kaslite.train.runner import run_experiment  # torch: only once the flags are known good
 
         try:
-            run_experiment(config, output_dir, run_name, tracker or None, no_tracker, quiet, settings)
+            run_experiment(
+                config, output_dir, run_name, tracker or None, no_tracker, quiet, settings, host_trackers=True
+            )
         except InvalidValue as exc:
             raise with_flag(exc, flags) from None
 

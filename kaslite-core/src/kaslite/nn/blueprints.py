@@ -30,6 +30,11 @@ def bottleneck(dim: int, hidden: int = 0) -> nn.Module:
     return mlp(dim, width)
 
 
+def _zero(layer: nn.Module) -> bool:
+    """Whether every parameter of ``layer`` is zero."""
+    return not any(bool(param.any()) for param in layer.parameters())
+
+
 class Residual(nn.Module):
     """``x + W₂·relu(W₁·x)`` with ``W₂ = 0`` when built: an exact identity that the task loss grows.
 
@@ -45,6 +50,11 @@ class Residual(nn.Module):
         _kaiming(self.inner)
         nn.init.zeros_(self.outer.weight)
         nn.init.zeros_(self.outer.bias)
+
+    def is_identity(self) -> bool:
+        """Whether the branch is still zero: then the block reproduces its input exactly, and a seed
+        growing it has nothing to learn in the shadow (``SentinelSeed.shadow_trains``)."""
+        return _zero(self.outer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = x + self.outer(torch.relu(self.inner(x)))
@@ -70,6 +80,11 @@ class ConvResidual(nn.Module):
         nn.init.zeros_(self.inner.bias)  # type: ignore[arg-type]
         nn.init.zeros_(self.outer.weight)
         nn.init.zeros_(self.outer.bias)  # type: ignore[arg-type]
+
+    def is_identity(self) -> bool:
+        """Whether the branch is still zero: then the block reproduces its input exactly, and a seed
+        growing it has nothing to learn in the shadow (``SentinelSeed.shadow_trains``)."""
+        return _zero(self.outer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = x + self.outer(torch.relu(self.inner(x)))

@@ -212,7 +212,7 @@ class MorphogeneticNet(nn.Module):
         self.metadata: dict[str, Any] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.input_scale(x)
+        x = self.input_scale.forward(x)  # no module call: it is an identity until fitted
         inputs = layer_input = x
         x = torch.relu(self.input_layer(x))
         for block, slot, width in zip(self._block_list, self._slot_list, self._width_groups, strict=False):

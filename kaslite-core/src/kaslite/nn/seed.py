@@ -22,11 +22,11 @@ hands the rest to the growth driver's checkpoint.
 """
 
 import enum
-import math
 from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.optim.adam import adam
 
 from kaslite.config import SeedConfig
 from kaslite.errors import InvalidValue, KasliteError
@@ -98,6 +98,10 @@ class FeaturesLast(nn.Module):
     @property
     def outer(self) -> Any:
         return getattr(self.body, "outer", None)
+
+    def is_identity(self) -> bool:
+        is_identity = getattr(self.body, "is_identity", None)
+        return callable(is_identity) and bool(is_identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.body(x.movedim(self.axis, -1)).movedim(-1, self.axis)
@@ -185,16 +189,21 @@ class SentinelSeed(nn.Module):
         # Python mirrors of the buffers above, read on every forward without touching a tensor.
         self._state = SeedState.DORMANT
         self._child_in_use = False
-        self._remembering = False  # shadow-training: forward's batches feed the reservoir
+        self._whole = False  # active: the output is child(x) itself, α = 1 need not be computed
+        self._watching = True  # dormant or shadow-training: forward leaves its batches for observe()
+        # Whether the child has anything to learn in the shadow (shadow_trains()), asked once per germination.
+        self._learns_in_shadow: bool | None = None
         self._blend_step = 0
         self.progress = 0.0
         self._drift = 0.0
         self._observed = 0
         self._health_next = True  # whether observe() updates the health from the next batch
+        self._health_batches = 0  # health_count as eager code has counted it: no tensor read per batch
         self._reservoir_next = 0
         self._reservoir_filled = 0
         self._shadow_steps = 0
-        self._shadow_moments: list[tuple[str, str]] = []
+        # Per child parameter: the names of its Adam moments' buffers and of its step count's.
+        self._shadow_moments: list[tuple[str, str, str]] = []
         self._batch_size = 1  # of the last observed batch: shadow steps use batches as big
         # The last training batch forward saw, for observe().
         self._seen: torch.Tensor | None = None
@@ -232,26 +241,30 @@ class SentinelSeed(nn.Module):
         """How much the features at the slot vary, in [0, 1]: the mean over features of
         ``var / (var + mean²)`` of recent training activations. A dead or constant feature
         scores 0, a centred one 1; scale-free, so slots of any kind and width compare. Low means
-        a bottleneck."""
+        a bottleneck. Measured while the seed can still be germinated (dormant); from germination on
+        it keeps its last figure, and the seed's steps cost nothing for it."""
         var, mean = self.health_var.float(), self.health_mean.float()
         return float((var / (var + mean.square()).clamp_min(1e-12)).mean())
 
     def _keep(self, x: torch.Tensor) -> None:
-        """Leave the batch for :meth:`observe`."""
+        """Leave the batch for :meth:`observe`, while the seed is dormant or shadow-training."""
+        if not self._watching:
+            return
         if torch.compiler.is_compiling():
             # Compiled, the health update fuses into the step's graph for almost nothing, so it
             # runs on every batch there (eager code samples one batch in health_every), and only a
             # shadow-training seed leaves observe() its batch: no extra outputs for the graph.
-            with torch.no_grad():
-                self._update_health(x.detach())
-            if not self._remembering:
+            if self._state is SeedState.DORMANT:
+                with torch.no_grad():
+                    self._update_health(x.detach())
+            if self._state is not SeedState.TRAINING:
                 return
             self.__dict__["_health_in_graph"] = True
         # Detached, so the stash never keeps the autograd graph alive (nor stops a deepcopy); through
         # __dict__, not nn.Module.__setattr__, which alone costs more than a dormant seed's forward.
         # A batch observe() will learn from is copied: an in-place op after the seed (ReLU(inplace=True))
         # would otherwise rewrite it first. The others are read for their shape only.
-        learns = self._remembering or self._health_next
+        learns = self._state is SeedState.TRAINING or (self._health_next and self._state is SeedState.DORMANT)
         self.__dict__["_seen"] = x.detach().clone() if learns else x.detach()
 
     def _score_point(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -268,10 +281,8 @@ class SentinelSeed(nn.Module):
             if self.training:
                 self._keep(x)
             return None
-        change: torch.Tensor = self.blend_alpha * (self.child(x) - x)
-        if self.training:
-            self._keep(x)
-        return change
+        grown: torch.Tensor = self.child(x) - x
+        return grown if not torch.compiler.is_compiling() and self._whole else self.blend_alpha * grown
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x + α·(child(x) − x)``, computed as ``lerp(x, child(x), α)``: exactly ``x`` at α = 0 and
@@ -282,10 +293,12 @@ class SentinelSeed(nn.Module):
             if self.training:
                 self._keep(x)
             return x
-        out = torch.lerp(x, self.child(x).to(x.dtype), self.blend_alpha.to(x.dtype))
-        if self.training:
-            self._keep(x)
-        return out
+        # lerp at α = 1 is child(x) exactly: eager code need not compute it (compiled code fuses it into
+        # the step's kernels for almost nothing, and one graph serves both blending and active).
+        if not torch.compiler.is_compiling() and self._whole:
+            whole: torch.Tensor = self.child(x).to(x.dtype)
+            return whole
+        return torch.lerp(x, self.child(x).to(x.dtype), self.blend_alpha.to(x.dtype))
 
     def feature_axis(self, ndim: int) -> int:
         """The axis of a ``ndim``-dimensional activation that holds this seed's features."""
@@ -295,12 +308,18 @@ class SentinelSeed(nn.Module):
 
     def _update_health(self, x: torch.Tensor) -> None:
         """Fold one batch into the running per-feature variance (the first batch sets it)."""
-        rows = per_feature(x, self.feature_axis(x.ndim))
+        rows = x if x.ndim == 2 and self.channel_axis is None else per_feature(x, self.feature_axis(x.ndim))
         if rows.shape[0] < 2:
             return
         var, mean = torch.var_mean(rows, dim=0, unbiased=False)
-        var, mean = var.to(self.health_var.dtype), mean.to(self.health_var.dtype)
-        momentum = torch.where(self.health_count == 0, 1.0, self.config.health_momentum).to(var.dtype)
+        if var.dtype != self.health_var.dtype:
+            var, mean = var.to(self.health_var.dtype), mean.to(self.health_var.dtype)
+        momentum: torch.Tensor | float
+        if torch.compiler.is_compiling():  # a tensor condition: no guard on a Python count
+            momentum = torch.where(self.health_count == 0, 1.0, self.config.health_momentum).to(var.dtype)
+        else:
+            momentum = 1.0 if self.__dict__["_health_batches"] == 0 else self.config.health_momentum
+            self.__dict__["_health_batches"] += 1
         self.health_var.lerp_(var, momentum)
         self.health_mean.lerp_(mean, momentum)
         self.health_count.add_(1)
@@ -361,8 +380,26 @@ class SentinelSeed(nn.Module):
     def _set_state(self, state: SeedState) -> None:
         self._state = state
         self._child_in_use = state in CHILD_IN_USE
-        self._remembering = state is SeedState.TRAINING
+        self._whole = state is SeedState.ACTIVE
+        self._watching = state in (SeedState.DORMANT, SeedState.TRAINING)
+        self._learns_in_shadow = None  # asked again once the child's weights are those of this state
+        if not self._watching:
+            self._seen = None
         self.lifecycle_code.fill_(STATE_CODES.index(state))
+
+    def shadow_trains(self) -> bool:
+        """Whether the child has anything to learn in the shadow: not when it already reproduces its
+        input exactly (its ``is_identity()`` says so, as a residual blueprint's zero branch does).
+        Such a seed keeps no reservoir and takes no shadow steps; its progress is 1 at once, so it
+        blends in at the next epoch's end."""
+        is_identity = getattr(self.child, "is_identity", None)
+        return not (callable(is_identity) and is_identity())
+
+    def _learns(self) -> bool:
+        """:meth:`shadow_trains`, asked once per germination (a dormant child never changes)."""
+        if self._learns_in_shadow is None:
+            self._learns_in_shadow = self.shadow_trains()
+        return self._learns_in_shadow
 
     def _set_blend_step(self, step: int) -> None:
         self._blend_step = step
@@ -423,13 +460,11 @@ class SentinelSeed(nn.Module):
         if x is None:
             return
         state["_seen"] = None
-        if self._state is SeedState.CULLED:
-            return
         state["_batch_size"] = x.shape[0]
-        health = state["_health_next"]
+        health = state["_health_next"] and self._state is SeedState.DORMANT
         state["_observed"] += 1
         state["_health_next"] = self._observed % self.config.health_every == 0
-        if self._state is SeedState.TRAINING:
+        if self._state is SeedState.TRAINING and self._learns():
             self._check_features(x)
             self._remember(x)
         if not health:
@@ -482,12 +517,16 @@ class SentinelSeed(nn.Module):
 
     def _allocate_moments(self) -> None:
         self._shadow_moments = []
-        for index, param in enumerate(self.child.parameters()):
-            names = (f"shadow_exp_avg_{index}", f"shadow_exp_avg_sq_{index}")
-            for name in names:
-                self.register_buffer(name, torch.zeros_like(param), persistent=False)
-            self._shadow_moments.append(names)
         self._shadow_steps = 0
+        if not self._learns():
+            return
+        for index, param in enumerate(self.child.parameters()):
+            names = (f"shadow_exp_avg_{index}", f"shadow_exp_avg_sq_{index}", f"shadow_step_{index}")
+            self.register_buffer(names[0], torch.zeros_like(param), persistent=False)
+            self.register_buffer(names[1], torch.zeros_like(param), persistent=False)
+            # Adam's step count as torch keeps it for a fused step: a float on the parameter's device.
+            self.register_buffer(names[2], torch.zeros((), device=param.device), persistent=False)
+            self._shadow_moments.append(names)
 
     def _release_shadow_state(self) -> None:
         for names in self._shadow_moments:
@@ -508,6 +547,8 @@ class SentinelSeed(nn.Module):
         if self._state is not SeedState.TRAINING or self._reservoir_filled == 0:
             return None
         assert self.reservoir_data is not None
+        if not self._shadow_moments:  # a model loaded mid-shadow-training without its training state
+            self._allocate_moments()
         size = min(batch_size or self._batch_size, self._reservoir_filled)
         index = torch.randint(self._reservoir_filled, (size,)).to(self.reservoir_data.device)
         batch = self.reservoir_data[index]
@@ -517,22 +558,38 @@ class SentinelSeed(nn.Module):
             loss = nn.functional.mse_loss(self.child(batch), batch)
             grads: list[torch.Tensor | None] = list(torch.autograd.grad(loss, params, allow_unused=True))
         self._shadow_steps += 1
-        beta1, beta2 = ADAM_BETAS
-        step_size = self.config.shadow_lr / (1 - beta1**self._shadow_steps)
-        correction2 = math.sqrt(1 - beta2**self._shadow_steps)
-        with torch.no_grad():
-            for param, grad, (avg_name, sq_name) in zip(params, grads, self._shadow_moments, strict=True):
-                if grad is None:
-                    continue
-                exp_avg, exp_avg_sq = getattr(self, avg_name), getattr(self, sq_name)
-                exp_avg.lerp_(grad, 1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                param.addcdiv_(exp_avg, (exp_avg_sq.sqrt() / correction2).add_(ADAM_EPS), value=-step_size)
+        used = [(index, grad) for index, grad in enumerate(grads) if grad is not None]
+        if used:
+            moments = [[getattr(self, name) for name in self._shadow_moments[index]] for index, _ in used]
+            # One fused kernel for every parameter where PyTorch has one (CPU, CUDA), as the task's Adam.
+            fused = all(params[index].device.type in ("cpu", "cuda") for index, _ in used)
+            with torch.no_grad():
+                adam(
+                    [params[index] for index, _ in used],
+                    [grad for _, grad in used],
+                    [avg for avg, _, _ in moments],
+                    [avg_sq for _, avg_sq, _ in moments],
+                    [],
+                    [step for _, _, step in moments],
+                    foreach=not fused,
+                    fused=fused,
+                    amsgrad=False,
+                    beta1=ADAM_BETAS[0],
+                    beta2=ADAM_BETAS[1],
+                    lr=self.config.shadow_lr,
+                    weight_decay=0.0,
+                    eps=ADAM_EPS,
+                    maximize=False,
+                )
         return loss.detach()  # a tensor: reading it would sync the device every step
 
     @torch.no_grad()
     def measure_progress(self) -> float:
-        """Explained variance ``1 − mse/var(x)`` over the reservoir, clipped to [0, 1]."""
+        """Explained variance ``1 − mse/var(x)`` over the reservoir, clipped to [0, 1]; 1 for a child with
+        nothing to learn (:meth:`shadow_trains`)."""
+        if self._state is SeedState.TRAINING and not self._learns():
+            self.progress = 1.0
+            return self.progress
         data = self.reservoir()
         if data.shape[0] < 2:
             self.progress = 0.0
@@ -559,8 +616,6 @@ class SentinelSeed(nn.Module):
             raise SeedLifecycleError(f"{self.seed_id or prefix.rstrip('.')}: unknown lifecycle code {code}")
         self._set_state(STATE_CODES[code])
         self._blend_step = int(self.blend_steps_done)
-        if self._state is SeedState.TRAINING and not self._shadow_moments:
-            self._allocate_moments()
 
     def training_state(self) -> dict[str, Any]:
         """What resuming training needs beyond ``state_dict()``: health, reservoir, shadow optimizer."""
@@ -575,7 +630,8 @@ class SentinelSeed(nn.Module):
             "reservoir_next": self._reservoir_next,
             "reservoir_filled": self._reservoir_filled,
             "shadow_steps": self._shadow_steps,
-            "shadow_moments": [[getattr(self, name).clone() for name in names] for names in self._shadow_moments],
+            # The moments; each step count is shadow_steps.
+            "shadow_moments": [[getattr(self, name).clone() for name in names[:2]] for names in self._shadow_moments],
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -586,6 +642,7 @@ class SentinelSeed(nn.Module):
         if "health_mean" in state:  # checkpoints from before health was scale-free lack it
             self.health_mean.copy_(state["health_mean"])
         self.health_count.copy_(state["health_count"])
+        self._health_batches = int(self.health_count)
         self._observed = int(state["observed"])
         self._health_next = self._observed % self.config.health_every == 0
         reservoir = state["reservoir"]
@@ -597,9 +654,11 @@ class SentinelSeed(nn.Module):
         if moments:
             self._allocate_moments()
             for names, tensors in zip(self._shadow_moments, moments, strict=True):
-                for name, tensor in zip(names, tensors, strict=True):
+                for name, tensor in zip(names, tensors, strict=False):  # the two moments; the step below
                     getattr(self, name).copy_(tensor)
         self._shadow_steps = int(state["shadow_steps"])
+        for names in self._shadow_moments:
+            getattr(self, names[2]).fill_(self._shadow_steps)
 
     def extra_repr(self) -> str:
         return f"{self.seed_id or 'seed'}, dim={self.dim}, state={self._state.value}, alpha={self.alpha:.3f}"

@@ -125,28 +125,17 @@ class WidthSeed(SentinelSeed):
             if self.training:
                 self._keep(x)
             return None
-        change: torch.Tensor = self.blend_alpha * self.child(x)
-        if self.training:
-            self._keep(x)
-        return change
+        grown: torch.Tensor = self.child(x)
+        return grown if not torch.compiler.is_compiling() and self._whole else self.blend_alpha * grown
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         change = self.delta(x)
         return x.new_zeros(x.shape[0], self.outputs) if change is None else change
 
-    # Shadow training has nothing to learn (the zero fan-out is already exact): no reservoir, no
-    # moments, and full progress, so the growth driver starts the blend at the next epoch's end.
-    def _remember(self, x: torch.Tensor) -> None:
-        return None
-
-    def _allocate_moments(self) -> None:
-        self._shadow_moments = []
-        self._shadow_steps = 0
-
-    @torch.no_grad()
-    def measure_progress(self) -> float:
-        self.progress = 1.0
-        return self.progress
+    def shadow_trains(self) -> bool:
+        """Never: the zero fan-out is already exact, so there is no reservoir and no shadow step, and the
+        growth driver starts the blend at the next epoch's end."""
+        return False
 
     def extra_repr(self) -> str:
         name = self.seed_id or f"{self.kind} seed"

@@ -59,10 +59,12 @@ def prepare(config: ExperimentConfig, trackers: Iterable[str] = ()) -> tuple[Exp
     return resolved, resolve_device(config.train.device)
 
 
-def make_trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
-    """Instantiate trackers by name for a run."""
+def make_trackers(names: list[str], context: RunContext, host: bool = False) -> dict[str, Tracker]:
+    """Instantiate trackers by name for a run; with ``host``, those that allow it in a helper process."""
+    from kaslite.train import tracker_host
+
     manager = get_plugin_manager()
-    return {name: manager.lookup(TRACKER, name).factory(context) for name in names}
+    return tracker_host.make_trackers({name: manager.lookup(TRACKER, name) for name in names}, context, host)
 
 
 def _context(
@@ -98,11 +100,14 @@ def run_experiment(
     quiet: bool = False,
     tracker_settings: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
+    host_trackers: bool = False,
 ) -> RunSummary:
     """Validate, create ``output_dir/run_name`` with its config.yaml, and train.
 
     ``tracker_settings`` holds tracker flags by field name (``{"tracking_uri": ...}``);
     ``labels`` reach trackers as ``run.labels`` (a sweep marks its trials with them).
+    ``host_trackers``: run the trackers that allow it in a helper process (``kaslite run`` does:
+    one run per process; a sweep's worker imports MLflow once for all its trials instead).
     """
     names = tracker_names(trackers, without)
     config, device = prepare(config, names)  # config.yaml records every parameter, defaults included
@@ -119,7 +124,8 @@ def run_experiment(
         run_dir = Path(distributed.from_rank_zero(str(run_dir)))  # the folder rank 0 chose
         context = _context(config, run_dir, run_dir.name, quiet, options, labels)
         try:
-            return _train(Trainer(config, run_dir, _trackers(names, context), run_dir.name, context, device=device))
+            trackers = _trackers(names, context, host_trackers)
+            return _train(Trainer(config, run_dir, trackers, run_dir.name, context, device=device))
         except ConfigError:
             # Refused before the first epoch (say, data the network cannot take): leave no run behind.
             if distributed.is_writer() and [path.name for path in run_dir.iterdir()] == [CONFIG_FILE]:
@@ -139,9 +145,9 @@ def distributed_run(device: torch.device) -> Iterator[torch.device]:
         distributed.stop()
 
 
-def _trackers(names: list[str], context: RunContext) -> dict[str, Tracker]:
+def _trackers(names: list[str], context: RunContext, host: bool) -> dict[str, Tracker]:
     """The run's trackers: rank 0's alone under torchrun (one MLflow run, one set of files)."""
-    return make_trackers(names, context) if distributed.is_writer() else {}
+    return make_trackers(names, context, host) if distributed.is_writer() else {}
 
 
 def _train(trainer: Trainer, resume: bool = False) -> RunSummary:
@@ -197,12 +203,13 @@ def resume_experiment(
     quiet: bool = False,
     tracker_settings: dict[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    host_trackers: bool = False,
 ) -> RunSummary | None:
     """Continue the run in ``run_dir`` from its last checkpoint (or from scratch if it has none).
 
     ``overrides`` (a nested config layer) may lengthen the run or change the policy's settings;
     anything else is refused. A run that already finished all its epochs is left alone: the
-    return value is then None.
+    return value is then None. ``host_trackers``: as for :func:`run_experiment`.
     """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
@@ -218,5 +225,7 @@ def resume_experiment(
         if config != saved and distributed.is_writer():
             save_yaml(config, run_dir / CONFIG_FILE)
         context = _context(config, run_dir, run_dir.name, quiet, tracker_options(names, tracker_settings))
-        trainer = Trainer(config, run_dir, _trackers(names, context), run_dir.name, context, device=device)
+        trainer = Trainer(
+            config, run_dir, _trackers(names, context, host_trackers), run_dir.name, context, device=device
+        )
         return _train(trainer, resume=(run_dir / CHECKPOINT).exists())

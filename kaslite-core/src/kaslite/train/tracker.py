@@ -115,7 +115,9 @@ class TrackerGroup:
         from kaslite.plugins import DEBUG_ENV, STRICT_ENV, TRACKER, env_flag, get_plugin_manager
 
         tracker = self.trackers.pop(name)
-        reason = first_line(exc)
+        # A tracker hosted in a helper process raised there, in the method it names.
+        method = getattr(exc, "method", method)
+        reason = getattr(exc, "reason", None) or first_line(exc)
         self.detached[name] = reason
         manager = get_plugin_manager()
         plugin = f" (plugin {manager.provider(TRACKER, name)})" if name in manager.collected(TRACKER).providers else ""
