@@ -13,7 +13,10 @@ optimizer over every parameter, kaslite's fused Adam for both sides):
   network's seeds have nothing to learn in the shadow (their zero branches
   already reproduce their input), so this one is the same network with the
   ``mlp`` blueprint, a child that learns its slot's activations;
-- ``blend_ratio``: the same while one seed blends in.
+- ``blend_ratio``: the same while one seed blends in, halfway (α = 0.5) and
+  with a branch that is not zero, as after a few steps of training (fused at
+  α = 0, or with its zero branch, the seed would be an identity and leave the
+  fused network, which would then not compute the same function).
 
 ``run_ratio``: a whole default ``kaslite.fit`` run (its process time) against
 training the fused final network from scratch for the same epochs and batches,
@@ -222,8 +225,11 @@ def main() -> None:
     assert net.seeds["seed1_1"].shadow_trains()
     result["shadow_ratio"] = versus_fused(net, vectors, rounds, steps)
     net = default_net(blend_steps=10**9)
-    net.seeds["seed1_1"].germinate()
-    net.seeds["seed1_1"].start_blending()
+    blending = net.seeds["seed1_1"]
+    blending.germinate()
+    blending.start_blending()
+    blending._set_blend_step(10**9 // 2)  # α = 0.5: it stays about there while it is timed
+    torch.nn.init.normal_(blending.child.outer.weight, std=0.1)
     result["blend_ratio"] = versus_fused(net, vectors, rounds, steps)
     # Compiled: the graphs are built in the warm-up, then steps are timed as above.
     net = mlp_net()

@@ -7,7 +7,9 @@ README's main job) and with ``--tracker json`` only, both for ``--epochs`` epoch
 Inside: the same run in this process, its phases timed by wrapping what the CLI calls: loading
 the plugins, the trainer's setup (data, model, optimizer), each tracker's hooks (starting, each
 epoch, logging the model, ending, closing), the training epochs net of the trackers' per-epoch
-hooks, and saving model.pt. One torch thread, as the README's runs.
+hooks, and saving model.pt. One torch thread, as the README's runs. The mlflow and tensorboard
+trackers live in a helper process (kaslite.train.tracker_host): their hooks' times here are what
+the run waits for them (sending each event; at the end, the helper finishing its work).
 
     python bench/startup.py                 # the default run (320 epochs)
     python bench/startup.py --epochs 2      # fixed costs: every plugin against json only
@@ -82,8 +84,8 @@ def inside(epochs: list[str], folder: Path) -> dict[str, float]:
     seconds: dict[str, float] = defaultdict(float)
     make_trackers = runner.make_trackers
 
-    def timed_trackers(names: list[str], context: Any) -> dict[str, Any]:
-        made = timed(seconds, "trackers: create", make_trackers)(names, context)
+    def timed_trackers(names: list[str], context: Any, host: bool = False) -> dict[str, Any]:
+        made = timed(seconds, "trackers: create", make_trackers)(names, context, host)
         return {name: TimedTracker(name, tracker, seconds) for name, tracker in made.items()}
 
     patches = [

@@ -22,6 +22,7 @@ import contextlib
 import importlib
 import os
 import pickle
+import queue
 import signal
 import struct
 import subprocess
@@ -52,9 +53,13 @@ class HostedTrackerFailed(KasliteError):
         self.method, self.reason = method, reason
 
 
-def _write(stream: IO[bytes], message: Any) -> None:
+def _frame(message: Any) -> bytes:
     frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_FRAME.pack(len(frame)) + frame)
+    return _FRAME.pack(len(frame)) + frame
+
+
+def _write(stream: IO[bytes], message: Any) -> None:
+    stream.write(_frame(message))
     stream.flush()
 
 
@@ -77,8 +82,27 @@ class TrackerHost:
         self._answers = threading.Condition()
         self._last_event: Any = None
         self._users = 0
-        self._reader = threading.Thread(target=self._read_answers, name="kaslite-tracker-host", daemon=True)
+        # Frames to send, written by a thread of their own: a helper busy with its imports (a pipe holds
+        # 64 KiB) must not make the training loop wait. None ends its input.
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._broken: str | None = None  # why the helper's input cannot be written to
+        self._reader = threading.Thread(target=self._read_answers, name="kaslite-tracker-answers", daemon=True)
+        self._writer = threading.Thread(target=self._write_frames, name="kaslite-tracker-events", daemon=True)
         self._reader.start()
+        self._writer.start()
+
+    def _write_frames(self) -> None:
+        stream = self.process.stdin
+        assert stream is not None
+        while (frame := self._outbox.get()) is not None:
+            try:
+                stream.write(frame)
+                stream.flush()
+            except (OSError, ValueError) as exc:
+                self._broken = f"the trackers' helper process is gone ({first_line(exc)})"
+                return
+        with contextlib.suppress(OSError):  # the helper is gone already
+            stream.close()
 
     def _read_answers(self) -> None:
         assert self.process.stdout is not None
@@ -98,7 +122,7 @@ class TrackerHost:
     def gone(self) -> str | None:
         """Why the helper can no longer answer, or None while it can."""
         if self._answered >= 0:
-            return None
+            return self._broken
         code = self.process.wait()
         return f"the trackers' helper process exited (code {code})"
 
@@ -108,14 +132,12 @@ class TrackerHost:
         if reason is not None:
             raise TrackerHostError(reason)
         same = payload is not None and payload is self._last_event
-        self._last_event = payload
         try:
-            assert self.process.stdin is not None
-            _write(self.process.stdin, (name, method, _SAME_EVENT if same else payload))
-        except (OSError, ValueError) as exc:
-            raise TrackerHostError(f"the trackers' helper process is gone ({first_line(exc)})") from exc
+            frame = _frame((name, method, _SAME_EVENT if same else payload))
         except Exception as exc:  # an event that cannot be pickled
             raise TrackerHostError(f"cannot send {method} to the trackers' helper: {first_line(exc)}") from exc
+        self._last_event = payload
+        self._outbox.put(frame)
         self._sent += 1
 
     def wait(self, timeout: float = FINISH_TIMEOUT_S) -> None:
@@ -133,9 +155,8 @@ class TrackerHost:
         self._users -= 1
         if self._users > 0:
             return
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            with contextlib.suppress(OSError):  # the helper is gone already
-                self.process.stdin.close()
+        self._outbox.put(None)
+        self._writer.join(timeout=30)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
