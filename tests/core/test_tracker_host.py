@@ -133,6 +133,7 @@ def test_a_tracker_that_raises_in_the_helper_is_detached_and_the_others_go_on(tm
     assert group.detached["first"] == "ValueError: no epoch 3 today"
     first = [call[0] for call in calls(tmp_path / "first.jsonl")]
     assert first.count("on_epoch_end") == 2 and "on_run_end" not in first  # detached: nothing more reached it
+    assert first[-1] == "close"  # but it was closed, as a tracker detached in-process is
     second = calls(tmp_path / "second.jsonl")
     assert [epoch for method, epoch in second if method == "on_epoch_end"] == list(range(1, 7))
     assert second[-1] == ["close", None]

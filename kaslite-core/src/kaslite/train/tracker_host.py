@@ -291,6 +291,7 @@ def _imported(module: str, qualname: str) -> Any:
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """Create and drive trackers as the training process asks, answering each message."""
     trackers: dict[str, Any] = {}
+    failed: set[str] = set()  # detached, as in-process: no more events reach them but close()
     last_event: Any = None
     while (message := _read(requests)) is not None:
         name, method, payload = message
@@ -303,16 +304,14 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
             elif method == "create":
                 module, qualname, run = payload
                 trackers[name] = _imported(module, qualname)(run)
-            elif method in ("where", "close"):
-                result = getattr(trackers[name], method)()
-                if method == "close":
-                    del trackers[name]
-            else:
-                getattr(trackers[name], method)(payload)
+            elif method == "close":
+                failed.discard(name)
+                trackers.pop(name).close()
+            elif name not in failed:
+                result = getattr(trackers[name], method)(*(() if method == "where" else (payload,)))
         except Exception as exc:
             failure = first_line(exc)
-            if name in trackers and method != "close":
-                trackers.pop(name)  # detached, as in-process: no more events reach it
+            failed.add(name)
         _write(answers, (name, method, failure, result))
     for tracker in trackers.values():  # the training process is gone: end what it left open
         try:

@@ -5,8 +5,9 @@ the hidden trunk frozen, ``freeze_trunk``) lets the growth policy decide after
 each epoch. The loop is an ordinary PyTorch loop: one optimizer built once
 over every parameter, an optional LR scheduler stepped per epoch, and
 ``grower.step()`` / ``grower.epoch_end()``. One ``train.seed`` drives data,
-initialisation and shuffling; with a run directory, a checkpoint after every
-epoch lets a killed run resume to the same result.
+initialisation and shuffling; with a run directory, checkpoints (every few
+seconds, and the last finished epoch when a run fails) let a stopped or killed
+run resume to the same result.
 """
 
 import json
