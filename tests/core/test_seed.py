@@ -215,3 +215,46 @@ def test_the_original_jump_at_the_end_of_blending_would_be_caught():
     assert torch.allclose(before, x)
     assert torch.allclose(after, 2 * x)  # ≈x → ≈2x
     assert (after - before).abs().max() > 1e-6  # the check kaslite applies to every transition fails here
+
+
+def test_a_child_that_already_reproduces_its_input_takes_no_shadow_steps():
+    from kaslite.nn.blueprints import residual
+
+    torch.manual_seed(0)
+    seed = SentinelSeed(DIM, residual(DIM, 16), SeedConfig(buffer_size=32), seed_id="seed1_1").train()
+    seed.germinate()
+    before = [p.detach().clone() for p in seed.child.parameters()]
+    for _ in range(3):
+        step(seed, batch())
+        assert seed.shadow_step() is None
+    assert not seed.shadow_trains() and seed.reservoir_data is None and seed._shadow_moments == []
+    assert seed.measure_progress() == 1.0  # its reconstruction loss is 0: ready to blend
+    assert all(torch.equal(a, b) for a, b in zip(before, seed.child.parameters(), strict=True))
+
+    # A residual branch that is not zero (trained elsewhere) has something to learn: it shadow-trains.
+    nn.init.normal_(seed.child.outer.weight, std=0.1)
+    other = SentinelSeed(DIM, seed.child, SeedConfig(buffer_size=32), seed_id="seed1_2").train()
+    other.germinate()
+    step(other, batch())
+    assert other.shadow_trains() and other.shadow_step() is not None and other.reservoir().shape[0] == 10
+
+
+def test_health_is_measured_while_dormant_and_kept_from_germination_on():
+    seed = make_seed(health_every=1).train()
+    step(seed, batch())
+    measured = seed.health
+    seed.germinate()
+    step(seed, batch() * 5 + 3)  # other statistics: they would move the health if it were measured
+    assert seed.health == measured and seed.health_batches == 1
+
+
+def test_an_active_seed_returns_its_childs_output_bit_for_bit():
+    seed = make_seed(blend_steps=1).train()
+    seed.germinate()
+    seed.start_blending()
+    assert seed.advance_blend()
+    seed.activate()
+    x = batch()
+    with torch.no_grad():
+        assert torch.equal(seed(x), seed.child(x))
+        assert torch.equal(seed.delta(x), seed.child(x) - x)
