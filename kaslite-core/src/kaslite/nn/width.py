@@ -47,7 +47,9 @@ class WideBranch(nn.Module):
         nn.init.zeros_(self.outer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.outer(torch.relu(self.inner(x)))
+        # The layers' own forward, not their module calls (see Residual.forward).
+        hidden = torch.relu(nn.functional.linear(x, self.inner.weight, self.inner.bias))
+        out: torch.Tensor = nn.functional.linear(hidden, self.outer.weight, self.outer.bias)
         return out
 
 
