@@ -273,7 +273,7 @@ class Trainer:
         )
         self.optimizer = make_optimizer(self._param_groups())
         self._trained = list(self.net.parameters())  # what train.grad_clip clips (dormant children: no grad)
-        self._clip = clip_grad_norm
+        self._clip: Callable[[list[nn.Parameter], float], Any] = clip_grad_norm
         if len({(p.device, p.dtype) for p in self._trained}) > 1:  # PyTorch's own groups them
             self._clip = partial(nn.utils.clip_grad_norm_, foreach=True)
         self.scheduler = self._make_scheduler()
