@@ -175,3 +175,12 @@ def test_grad_clip_clips_every_step_and_zero_turns_it_off(monkeypatch):
     assert calls == []
     with pytest.raises(kaslite.errors.ConfigError, match="grad_clip"):
         kaslite.fit(Mine(), xor(), config={**QUICK, "train": {**QUICK["train"], "grad_clip": -1.0}})
+
+
+def test_a_network_with_no_seed_is_refused_before_any_data_are_made(monkeypatch):
+    import kaslite.train.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "make_batches", lambda *args: pytest.fail("data made"))
+    seedless = {"model": {"seeds_per_layer": 0, "width_seeds": 0, "wide_seeds": 0}}
+    with pytest.raises(kaslite.errors.ConfigError, match="seeds_per_layer, width_seeds and wide_seeds are all 0"):
+        kaslite.fit(config=seedless)

@@ -81,6 +81,10 @@ main()
             "Error: invalid blueprint 'residual' (plugin kaslite-core) parameter hidden = 0: must be an integer >= 1",
         ),
         (["--controller-param", "nothing"], "Error: invalid --controller-param 'nothing': expected KEY=VALUE"),
+        (
+            ["--seeds-per-layer", "0", "--width-seeds", "0", "--wide-seeds", "0"],
+            "Error: invalid model: seeds_per_layer, width_seeds and wide_seeds are all 0, so the network has no seed",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_torch_is_imported(env, tmp_path, args, message):

@@ -24,6 +24,7 @@ import click
 
 from kaslite.config import SECTIONS, build_config, load_yaml
 from kaslite.config.flagspace import MAPPING_FIELDS, config_field_flags, describe_fields, field_flags
+from kaslite.config.schema import check_growable
 from kaslite.errors import ConfigError, InvalidValue
 from kaslite.plugins import DATASET, TRACKER, PluginManager, get_plugin_manager
 
@@ -272,9 +273,11 @@ def validated_run(config_file: Path | None, given: dict[str, Any], flags: dict[s
     from kaslite.config.resolve import resolve_params
 
     try:
-        return resolve_params(build_config(*experiment_layers(config_file, given)))
+        config = resolve_params(build_config(*experiment_layers(config_file, given)))
     except InvalidValue as exc:
         raise with_flag(exc, flags) from None
+    check_growable(config.model)
+    return config
 
 
 def relaunch_with_torchrun(nproc: int) -> None:

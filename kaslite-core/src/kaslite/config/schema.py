@@ -77,6 +77,16 @@ class ModelConfig:
     )
 
 
+def check_growable(model: ModelConfig) -> None:
+    """Refuse, before any work, a kaslite network with no seed at all: nothing could grow, and the growth
+    driver needs one. (A user's own module is checked by ``kaslite.Grower`` instead.)"""
+    if model.seeds_per_layer + model.width_seeds + model.wide_seeds == 0:
+        raise ConfigError(
+            "invalid model: seeds_per_layer, width_seeds and wide_seeds are all 0, so the network has no seed "
+            "to grow; keep one (with --controller never it stays dormant and the trunk trains as a plain network)"
+        )
+
+
 @attrs.frozen
 class SeedConfig:
     """How a germinated seed shadow-trains, blends in and is watched."""

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from kaslite.config import ExperimentConfig, config_to_dict
+from kaslite.config.schema import check_growable
 from kaslite.control.base import Controller
 from kaslite.errors import ConfigError, InvalidValue, first_line
 from kaslite.models import save_model
@@ -245,6 +246,8 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.config
+        if self._model is None:
+            check_growable(cfg.model)  # before the data are made
         torch.manual_seed(cfg.train.seed)
         self.batches: Batches = make_batches(self._data_source, cfg, self.device)
         if self._model is None:
