@@ -18,7 +18,6 @@ traced from ``example_input`` when given, else read from a kaslite network over
 rows. The server reads that, not the network's attributes.
 """
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ import attrs
 
 from kaslite.errors import KasliteError, message_line
 from kaslite.models.signature import Signature, SignatureError, own_signature, traced_signature
+from kaslite.names import import_path, imported
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +69,7 @@ def _builder(model: "nn.Module", factory: str | None, factory_kwargs: dict[str, 
     cls = type(model)
     if callable(getattr(model, "architecture", None)) and callable(getattr(cls, "from_architecture", None)):
         return {
-            "factory": f"{cls.__module__}:{cls.__qualname__}.from_architecture",
+            "factory": f"{import_path(cls)}.from_architecture",
             "kwargs": {"architecture": model.architecture()},  # type: ignore[operator]
         }
     return None
@@ -169,11 +169,8 @@ def _call_factory(path: Path, builder: dict[str, Any]) -> "nn.Module":
     naming anything else (``os:system``...) runs nothing."""
     from torch import nn
 
-    module_name, _, qualname = builder["factory"].partition(":")
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
+        target: Any = imported(builder["factory"])
     except (ImportError, AttributeError) as exc:
         raise ModelFileError(
             f"model file {str(path)!r} is rebuilt by {builder['factory']!r}, which cannot be imported here "

@@ -30,6 +30,13 @@ def bottleneck(dim: int, hidden: int = 0) -> nn.Module:
     return mlp(dim, width)
 
 
+def relu_branch(x: torch.Tensor, inner: nn.Linear, outer: nn.Linear) -> torch.Tensor:
+    """``outer(relu(inner(x)))`` through the layers' own forward, not their module calls: a grown network
+    runs a branch per seed, and a module call costs about as much as a small layer's matmul."""
+    hidden = torch.relu(nn.functional.linear(x, inner.weight, inner.bias))
+    return nn.functional.linear(hidden, outer.weight, outer.bias)
+
+
 def _zero(layer: nn.Module) -> bool:
     """Whether every parameter of ``layer`` is zero."""
     return not any(bool(param.any()) for param in layer.parameters())
@@ -57,11 +64,7 @@ class Residual(nn.Module):
         return _zero(self.outer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The layers' own forward, not their module calls: a grown network runs a branch per seed, and a
-        # module call costs about as much as a small layer's matmul.
-        hidden = torch.relu(nn.functional.linear(x, self.inner.weight, self.inner.bias))
-        out: torch.Tensor = x + nn.functional.linear(hidden, self.outer.weight, self.outer.bias)
-        return out
+        return x + relu_branch(x, self.inner, self.outer)
 
 
 def residual(dim: int, hidden: int = 64) -> nn.Module:

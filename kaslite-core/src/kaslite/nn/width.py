@@ -26,6 +26,7 @@ from torch import nn
 
 from kaslite.config import SeedConfig
 from kaslite.errors import InvalidValue
+from kaslite.nn.blueprints import relu_branch
 from kaslite.nn.seed import SentinelSeed
 
 # A new unit's fan-in row has Kaiming's expected norm: E‖w‖² = 2 for a ReLU layer.
@@ -47,10 +48,7 @@ class WideBranch(nn.Module):
         nn.init.zeros_(self.outer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The layers' own forward, not their module calls (see Residual.forward).
-        hidden = torch.relu(nn.functional.linear(x, self.inner.weight, self.inner.bias))
-        out: torch.Tensor = nn.functional.linear(hidden, self.outer.weight, self.outer.bias)
-        return out
+        return relu_branch(x, self.inner, self.outer)
 
 
 def with_bias(inputs: torch.Tensor) -> torch.Tensor:

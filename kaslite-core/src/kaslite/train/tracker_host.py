@@ -19,7 +19,6 @@ closes its trackers (MLflow marks the run FAILED) and exits.
 """
 
 import contextlib
-import importlib
 import os
 import pickle
 import queue
@@ -31,6 +30,7 @@ import threading
 from typing import IO, Any
 
 from kaslite.errors import KasliteError, first_line
+from kaslite.names import import_path, imported
 from kaslite.train.tracker import Tracker
 
 HOST = [sys.executable, "-m", "kaslite.train.tracker_host"]
@@ -169,13 +169,13 @@ class HostedTracker(Tracker):
     """Stands in the training process for one tracker that lives in the helper process."""
 
     def __init__(self, host: TrackerHost, name: str, factory: Any, run: Any) -> None:
-        module, qualname = _reference(factory)
-        if "<" in qualname:  # a lambda or a local class: the helper could not import it
-            raise TrackerHostError(f"tracker {name!r}: its factory {module}.{qualname} cannot be imported elsewhere")
+        path = import_path(factory)
+        if "<" in path:  # a lambda or a local class: the helper could not import it
+            raise TrackerHostError(f"tracker {name!r}: its factory {path} cannot be imported elsewhere")
         self.host, self.name = host, name
         self._closed = False
         host.join()
-        self._send("create", (module, qualname, run))
+        self._send("create", (path, run))
 
     def _send(self, method: str, payload: Any = None, *, caught_up: bool = False) -> None:
         """Send an event; with ``caught_up``, once the helper has done every earlier one, so that a failure
@@ -244,10 +244,6 @@ class HostedTracker(Tracker):
 _started: TrackerHost | None = None  # started early by start(), for the run's make_trackers()
 
 
-def _reference(function: Any) -> tuple[str, str]:
-    return function.__module__, function.__qualname__
-
-
 def _hostable(spec: Any) -> bool:
     return bool(spec.own_process) and os.name == "posix"
 
@@ -256,7 +252,7 @@ def start(specs: list[Any]) -> None:
     """Start the helper for the trackers among ``specs`` that it will host, before the run needs it, and
     have it warm them up (``TrackerSpec.warm_up``: their imports) while this process imports torch."""
     global _started
-    warm_ups = [_reference(spec.warm_up) for spec in specs if _hostable(spec) and spec.warm_up is not None]
+    warm_ups = [import_path(spec.warm_up) for spec in specs if _hostable(spec) and spec.warm_up is not None]
     if _started is None and any(_hostable(spec) for spec in specs):
         _started = TrackerHost()
         for reference in warm_ups:
@@ -281,13 +277,6 @@ def make_trackers(specs: dict[str, Any], run: Any, host: bool) -> dict[str, Trac
 # -- the helper process ---------------------------------------------------------------
 
 
-def _imported(module: str, qualname: str) -> Any:
-    found: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        found = getattr(found, part)
-    return found
-
-
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """Create and drive trackers as the training process asks, answering each message."""
     trackers: dict[str, Any] = {}
@@ -300,10 +289,10 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         failure, result = None, None
         try:
             if method == "warm_up":
-                _imported(*payload)()
+                imported(payload)()
             elif method == "create":
-                module, qualname, run = payload
-                trackers[name] = _imported(module, qualname)(run)
+                path, run = payload
+                trackers[name] = imported(path)(run)
             elif method == "close":
                 failed.discard(name)
                 trackers.pop(name).close()
