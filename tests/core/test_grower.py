@@ -135,8 +135,10 @@ def test_state_dict_mid_blend_resumes_bitwise_in_a_fresh_process(tmp_path):
     _next_steps(run, 50)
     expected = {name: t.clone() for name, t in run["model"].state_dict().items()}
 
+    # The same thread count as this process: another splits some sums differently, which is not bit for bit.
     script = f"""
 import sys, torch
+torch.set_num_threads({torch.get_num_threads()})
 sys.path.insert(0, {str(HERE.parent)!r})
 from core.user_model import setup
 from core.test_grower import _next_steps

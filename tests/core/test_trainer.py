@@ -263,6 +263,40 @@ def test_a_drift_warning_needs_the_val_loss_to_have_risen_since_the_blend_began(
     assert "val loss rose from 1.0000 to 1.2000 since it began blending" in warning.message
 
 
+def test_an_active_seeds_drift_is_measured_again_every_few_epochs_while_the_loss_is_up():
+    from kaslite.config import SeedConfig
+    from kaslite.nn import MorphogeneticNet
+    from kaslite.train import Grower
+    from kaslite.train.grower import DRIFT_EVERY
+
+    torch.manual_seed(0)
+    config = SeedConfig(blend_steps=1, progress_thresh=0.0)
+    net = MorphogeneticNet(2, 8, 1, 1, 2, blueprint="residual", blueprint_options={"hidden": 8}, seed_config=config)
+    grower = Grower(net, "periodic", period=1, probe=torch.randn(32, 2))
+    grower.epoch_end(val_loss=1.0)  # germinates seed1_1
+    grower.epoch_end(val_loss=1.0)  # it starts blending at val loss 1.0
+    grower.step()  # active
+    seed = net.seeds["seed1_1"]
+    with torch.no_grad():
+        seed.child.outer.weight.normal_()
+    grower.epoch_end(val_loss=0.9)  # epoch 3: first seen active, measured
+    first = seed.drift
+    assert first > 0
+    with torch.no_grad():
+        seed.child.outer.weight.mul_(10)
+    while grower.epoch + 1 < DRIFT_EVERY:
+        grower.epoch_end(val_loss=2.0)  # the loss is up, but not a measuring epoch: the last figure stays
+        assert seed.drift == first
+    grower.epoch_end(val_loss=2.0)
+    assert grower.epoch == DRIFT_EVERY and seed.drift > first
+    with torch.no_grad():
+        seed.child.outer.weight.mul_(10)
+    measured = seed.drift
+    while grower.epoch < 2 * DRIFT_EVERY:
+        grower.epoch_end(val_loss=0.5)  # the loss is down: nothing to warn about, nothing measured
+    assert seed.drift == measured
+
+
 def test_a_start_failure_is_told_to_the_others_only_after_they_started(tmp_path):
     calls = []
 
@@ -282,7 +316,8 @@ def test_a_start_failure_is_told_to_the_others_only_after_they_started(tmp_path)
     assert calls[1].startswith("tracker 'broken' failed in on_run_start and was detached")
 
 
-def test_by_default_the_whole_network_keeps_learning_in_phase_two(tmp_path):
+def test_by_default_the_whole_network_keeps_learning_in_phase_two(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # _setup alone would keep its count
     trainer = Trainer(tiny_config(), tmp_path)
     trainer._setup()
     first = [p.detach().clone() for p in trainer.net.hidden_trunk()[0].parameters()]

@@ -1,6 +1,9 @@
 """Reading any module for what kaslite put in it: the module inside torch's wrappers, its seeds, and the
 parameters they grew. The growth driver, model files, fuse and the server all read modules this way."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from torch import nn
 
 from kaslite.nn.seed import SeedState, SentinelSeed
@@ -19,6 +22,20 @@ def unwrap(model: nn.Module) -> nn.Module:
         if not isinstance(inner, nn.Module):
             return model
         model = inner
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block; afterwards every module's own mode comes back (a user may
+    keep some, a BatchNorm say, in eval while the rest trains). Probe passes share one block: saving and
+    restoring the modes walks every module, which costs more than a small network's forward."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def find_seeds(model: nn.Module) -> list[SentinelSeed]:

@@ -49,7 +49,7 @@ from kaslite.control.base import (
     SeedView,
 )
 from kaslite.errors import ConfigError, KasliteError, first_line
-from kaslite.nn.modules import count_parameters, find_seeds, unwrap
+from kaslite.nn.modules import count_parameters, evaluating, find_seeds, unwrap
 from kaslite.nn.seed import ALLOWED_TRANSITIONS, SeedState, SentinelSeed
 from kaslite.train.events import (
     EpochRecord,
@@ -66,6 +66,10 @@ logger = logging.getLogger("kaslite.grower")
 # A drift warning needs the val loss this much (relatively) above where it was when the seed began
 # blending: epoch-to-epoch noise is not a reason to act.
 DRIFT_LOSS_RISE = 0.1
+# While the val loss stays risen, an active seed's drift is measured again on every this many epochs, not
+# on every epoch: an overfitting run (the val loss up for most of it) spent a tenth of its time on
+# probe passes, one per active seed and epoch, and an active seed's share of the output moves slowly.
+DRIFT_EVERY = 5
 
 
 class GrowthPolicyError(KasliteError):
@@ -415,32 +419,40 @@ class Grower:
     @torch.no_grad()
     def _measure_drift(self, val_loss: float) -> None:
         """Each blending seed's share of the output on the probe batch (``SentinelSeed.drift``), and each
-        active one's when first seen active and while the val loss is above where it was at its
-        blend's start (when a drift warning can fire). Otherwise an active seed keeps its last
-        figure: one probe pass per seed and epoch would cost a tenth of a small network's training."""
+        active one's when first seen active and, every :data:`DRIFT_EVERY` epochs, while the val loss is
+        above where it was at its blend's start (when a drift warning can fire). Otherwise an active
+        seed keeps its last figure: one probe pass per seed and epoch would cost a tenth of a small
+        network's training."""
+        recheck = self.epoch % DRIFT_EVERY == 0
         in_use = [
             seed
             for seed in self._seed_list
             if seed.state is SeedState.BLENDING
             or (
                 seed.state is SeedState.ACTIVE
-                and (seed.seed_id not in self._drift_measured or self._loss_has_risen(seed.seed_id, val_loss))
+                and (
+                    seed.seed_id not in self._drift_measured
+                    or (recheck and self._loss_has_risen(seed.seed_id, val_loss))
+                )
             )
         ]
         self._drift_measured.update(seed.seed_id for seed in in_use if seed.state is SeedState.ACTIVE)
-        model = unwrap(self.model)  # eager: switching a seed off must not recompile a compiled model
-        full = self._probe_output(model) if in_use else None
-        if full is None:
+        if not in_use or self.probe is None or self.probe.shape[0] == 0:
             return
-        for seed in in_use:
-            seed._child_in_use = False
-            try:
-                without = self._probe_output(model)
-            finally:
-                seed._child_in_use = True
-            assert without is not None
-            moved, rest = float((full - without).norm()), float(without.norm())
-            seed._drift = moved / (moved + rest) if moved + rest > 0 else 0.0
+        model = unwrap(self.model)  # eager: switching a seed off must not recompile a compiled model
+        with evaluating(model):
+            full = self._probe_forward(model)
+            if full is None:
+                return
+            for seed in in_use:
+                seed._child_in_use = False
+                try:
+                    without = self._probe_forward(model)
+                finally:
+                    seed._child_in_use = True
+                assert without is not None
+                moved, rest = float((full - without).norm()), float(without.norm())
+                seed._drift = moved / (moved + rest) if moved + rest > 0 else 0.0
 
     def _warn_about_drift(self, val_loss: float) -> None:
         """Warn about a seed that makes up more than ``drift_warn`` of the output while the val loss is
@@ -491,16 +503,16 @@ class Grower:
 
     @torch.no_grad()
     def _probe_output(self, model: nn.Module) -> torch.Tensor | None:
+        """``model``'s output on the probe batch in eval mode (None without a probe batch)."""
         if self.probe is None or self.probe.shape[0] == 0:
             return None
-        # Each module's own mode comes back afterwards: a user may keep some (BatchNorm...) in eval.
-        modes = [(module, module.training) for module in model.modules()]
-        model.eval()
-        try:
-            out = model(self.probe)
-        finally:
-            for module, training in modes:
-                module.training = training
+        with evaluating(model):
+            return self._probe_forward(model)
+
+    def _probe_forward(self, model: nn.Module) -> torch.Tensor | None:
+        """The probe batch through ``model`` as it is, its output as one float tensor (None: no tensor out)."""
+        assert self.probe is not None
+        out = model(self.probe)
         if isinstance(out, torch.Tensor):
             return out.detach().float()
         leaves = [t for t in (out.values() if isinstance(out, Mapping) else out) if isinstance(t, torch.Tensor)]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from kaslite.control.base import Candidate
-from kaslite.nn.modules import unwrap
+from kaslite.nn.modules import evaluating, unwrap
 from kaslite.nn.seed import SentinelSeed, per_feature
 from kaslite.nn.width import with_bias
 
@@ -69,12 +69,10 @@ def measure_gradients(
     """
     model = unwrap(model)  # eager, outside DDP: no collective, no recompilation
     scored = [seed for seed in seeds if not seed._child_in_use]
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
     for seed in scored:
         seed._scoring, seed._score_tap = True, None
     try:
-        with torch.enable_grad():
+        with evaluating(model), torch.enable_grad():
             loss = loss_fn(model(x), y)
             taps = {seed.seed_id: seed._score_tap for seed in scored if seed._score_tap is not None}
             params = [p for p in model.parameters() if p.requires_grad]
@@ -82,8 +80,6 @@ def measure_gradients(
     finally:
         for seed in scored:
             seed._scoring, seed._score_tap = False, None
-        for module, training in modes:
-            module.training = training
     trunk_norm2 = float(sum(g.double().pow(2).sum() for g in grads[: len(params)] if g is not None))
     measured: dict[str, GradientAt] = {}
     by_id = {seed.seed_id: seed for seed in scored}
