@@ -8,9 +8,9 @@ import kaslite
 from kaslite.config import SeedConfig
 from kaslite.errors import InvalidValue
 from kaslite.models import load_model, save_model
-from kaslite.nn import MorphogeneticNet, SeedState, WidenablePair, WidthSeed
+from kaslite.nn import MorphogeneticNet, SeedState, WidenableConvPair, WidenablePair, WidthSeed
 from kaslite.nn.width import FAN_IN_NORM, gradmax_fan_in
-from kaslite.train import Trainer
+from kaslite.train import Tracker, Trainer
 from kaslite.train.scores import measure_gradients
 
 from .test_fit import QUICK, xor
@@ -198,3 +198,72 @@ def test_a_users_layer_pair_grows_wider_and_fuses_to_two_plain_linear_layers():
 def test_a_pair_of_layers_that_do_not_connect_is_refused():
     with pytest.raises(InvalidValue, match=r"second\.in_features.*5.*first\.out_features \(6\)"):
         WidenablePair(nn.Linear(2, 6), nn.Linear(5, 2), units=4)
+
+
+def conv_model() -> nn.Sequential:
+    """A user's CNN whose first convolution can grow 5 channels."""
+    first, second = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1)
+    pair = WidenableConvPair(first, second, 5, SeedConfig(blend_steps=20))
+    return nn.Sequential(pair, nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 2))
+
+
+def test_a_users_conv_pair_grows_channels_exactly_and_fuses_to_two_plain_convolutions():
+    torch.manual_seed(0)
+    x = torch.randn(300, 1, 8, 8)
+    y = (x[:, 0, :4].sum((1, 2)) > x[:, 0, 4:].sum((1, 2))).long()
+    model = conv_model()
+    seen: list = []
+
+    class Events(Tracker):
+        def on_seed_transition(self, event):
+            seen.append(event)
+
+        def on_growth_decision(self, event):
+            seen.append(event)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    grower = kaslite.Grower(
+        model, "expand", threshold=0.0, patience=1, probe=x[250:], score_batch=(x[:128], y[:128]), trackers=[Events()]
+    )
+    for _ in range(12):
+        model.train()
+        for batch in torch.randperm(250).split(50):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+            grower.step()
+        model.eval()
+        with torch.no_grad():
+            logits = model(x[250:])
+        grower.epoch_end(val_loss=nn.functional.cross_entropy(logits, y[250:]).item())
+    seed = model[0].seed
+    assert seed.state is SeedState.ACTIVE and seed.child.outer.weight.abs().sum() > 0
+    moves = [(e.to_state, e.output_change) for e in seen if hasattr(e, "output_change")]
+    assert moves == [("training", 0.0), ("blending", 0.0), ("active", 0.0)]
+    (candidate,) = next(e for e in seen if hasattr(e, "candidates")).candidates
+    assert (candidate.kind, candidate.units) == ("width", 5) and candidate.gain > 0 and candidate.score > 0
+
+    fused = kaslite.fuse(model)
+    convs = [m for m in fused[0] if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 9), (9, 6)]
+    with torch.no_grad():
+        assert torch.allclose(fused(x), model(x), atol=1e-6)
+    reloaded = conv_model()
+    reloaded.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(reloaded.eval()(x), model(x))
+    assert [m.out_channels for m in kaslite.fuse(conv_model())[0] if isinstance(m, nn.Conv2d)] == [4, 6]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "match"),
+    [
+        (nn.Conv2d(1, 4, 3, padding=1, stride=2), nn.Conv2d(4, 6, 3, padding=1), r"first.*must keep the spatial size"),
+        (nn.Conv2d(1, 4, 2, padding=1), nn.Conv2d(4, 6, 3, padding=1), r"first.*an odd kernel"),
+        (nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=0), r"second.*padding kernel_size // 2"),
+        (nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(5, 6, 3, padding=1), r"second\.in_channels.*5.*\(4\)"),
+    ],
+)
+def test_a_conv_pair_that_changes_the_size_or_does_not_connect_is_refused(first, second, match):
+    with pytest.raises(InvalidValue, match=match):
+        WidenableConvPair(first, second, units=3)

@@ -22,7 +22,7 @@ from kaslite.nn.modules import unwrap
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import SeedState, SentinelSeed
 from kaslite.nn.wide import WideSeed
-from kaslite.nn.width import WidenablePair, WidthSeed
+from kaslite.nn.width import ConvWidthSeed, WidenableConvPair, WidenablePair, WidthSeed, bias_of, conv_like
 
 
 class Blend(nn.Module):
@@ -134,6 +134,38 @@ def _widened(layer: nn.Linear, grown: list[WidthSeed], read: list[WidthSeed]) ->
     return fused
 
 
+@torch.no_grad()
+def _widened_conv(layer: nn.Conv2d, grown: list[ConvWidthSeed], read: list[ConvWidthSeed]) -> nn.Conv2d:
+    """:func:`_widened` for a ``Conv2d``: channels where ``Linear`` has features, whole kernels where it
+    has weights."""
+    extra_in = sum(seed.units for seed in read)
+    extra_out = sum(seed.units for seed in grown)
+    fused = conv_like(layer, layer.in_channels + extra_in, layer.out_channels + extra_out)
+    bias = bias_of(fused)
+    fused.weight.zero_()
+    fused.weight[: layer.out_channels, : layer.in_channels] = layer.weight
+    bias[: layer.out_channels] = layer.bias if layer.bias is not None else 0.0
+    column = layer.in_channels
+    for seed in read:
+        outer = seed.conv_branch.outer
+        fused.weight[: layer.out_channels, column : column + seed.units] = seed.alpha * outer.weight
+        bias[: layer.out_channels] += seed.alpha * bias_of(outer)
+        column += seed.units
+    row = layer.out_channels
+    for seed in grown:
+        inner = seed.conv_branch.inner
+        fused.weight[row : row + seed.units, : layer.in_channels] = inner.weight
+        bias[row : row + seed.units] = bias_of(inner)
+        row += seed.units
+    return fused
+
+
+def _fused_conv_pair(pair: WidenableConvPair) -> nn.Module:
+    """A :class:`WidenableConvPair` as ``Sequential(Conv2d, ReLU, Conv2d)`` of the grown width."""
+    grown = [pair.seed] if _in_use(pair.seed) else []
+    return nn.Sequential(_widened_conv(pair.first, grown, []), nn.ReLU(), _widened_conv(pair.second, [], grown))
+
+
 def _fused_pair(pair: WidenablePair) -> nn.Module:
     """A :class:`WidenablePair` as ``Sequential(Linear, ReLU, Linear)`` of the grown width."""
     grown = [pair.seed] if _in_use(pair.seed) else []
@@ -205,6 +237,8 @@ def _copy_without_seeds(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if isinstance(module, WidenablePair):
             memo[id(module)] = _fused_pair(module)
+        elif isinstance(module, WidenableConvPair):
+            memo[id(module)] = _fused_conv_pair(module)
     slots = [module for module in model.modules() if isinstance(module, SeedSlot)]
     in_slots = {id(seed) for slot in slots for seed in slot._seed_list}
     for slot in slots:

@@ -102,8 +102,10 @@ class WidthSeed(SentinelSeed):
         *,
         seed_id: str = "",
         layer: int = -1,
+        branch: nn.Module | None = None,
     ) -> None:
-        super().__init__(inputs, WideBranch(inputs, units, outputs), config, seed_id=seed_id, layer=layer)
+        branch = WideBranch(inputs, units, outputs) if branch is None else branch
+        super().__init__(inputs, branch, config, seed_id=seed_id, layer=layer)
 
     @property
     def branch(self) -> WideBranch:
@@ -121,7 +123,7 @@ class WidthSeed(SentinelSeed):
         """``α·branch(x)``, or None while the branch takes no part in the output."""
         if not self._child_in_use:
             if self._scoring:
-                return self._score_point(x, x.new_zeros(x.shape[0], self.outputs))
+                return self._score_point(x, self._no_change(x))
             if self.training:
                 self._keep(x)
             return None
@@ -130,7 +132,11 @@ class WidthSeed(SentinelSeed):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         change = self.delta(x)
-        return x.new_zeros(x.shape[0], self.outputs) if change is None else change
+        return self._no_change(x) if change is None else change
+
+    def _no_change(self, x: torch.Tensor) -> torch.Tensor:
+        """Zeros shaped like what the branch writes for ``x``."""
+        return x.new_zeros(x.shape[0], self.outputs)
 
     def shadow_trains(self) -> bool:
         """Never: the zero fan-out is already exact, so there is no reservoir and no shadow step, and the
@@ -172,3 +178,124 @@ class WidenablePair(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.second(torch.relu(self.first(x))) + self.seed(x)
         return out
+
+
+def _same_size_conv(name: str, conv: nn.Conv2d) -> None:
+    """Refuse a convolution that changes the spatial size or mixes channels in groups: the new channels'
+    branch copies its shape, and the expansion score reads the layer's input and the next layer's
+    gradient pixel by pixel."""
+    kernel = tuple(conv.kernel_size)
+    same = conv.padding == "same" or tuple(conv.padding) == tuple(k // 2 for k in kernel)
+    if (
+        tuple(conv.stride) != (1, 1)
+        or tuple(conv.dilation) != (1, 1)
+        or conv.groups != 1
+        or conv.padding_mode != "zeros"
+        or any(k % 2 == 0 for k in kernel)
+        or not same
+    ):
+        raise InvalidValue(
+            name,
+            conv,
+            "must keep the spatial size: an odd kernel, padding kernel_size // 2 (or 'same'), stride 1, "
+            "dilation 1, groups 1, zero padding",
+        )
+
+
+def conv_like(conv: nn.Conv2d, in_channels: int, out_channels: int) -> nn.Conv2d:
+    """A ``Conv2d`` with ``conv``'s kernel and padding, these channels and a bias, on ``conv``'s device and dtype."""
+    kernel = cast(tuple[int, int], tuple(conv.kernel_size))
+    padding = conv.padding if isinstance(conv.padding, str) else cast(tuple[int, int], tuple(conv.padding))
+    made = nn.Conv2d(in_channels, out_channels, kernel, padding=padding)
+    return made.to(conv.weight.device, conv.weight.dtype)
+
+
+def bias_of(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution built with one."""
+    assert conv.bias is not None
+    return conv.bias
+
+
+class ConvBranch(nn.Module):
+    """``outer(relu(inner(x)))``: ``units`` new channels shaped like ``first``'s outputs, written into
+    ``second``'s pre-activation by a convolution shaped like ``second``; Kaiming fan-in, zero fan-out."""
+
+    def __init__(self, first: nn.Conv2d, second: nn.Conv2d, units: int) -> None:
+        super().__init__()
+        if units < 1:
+            raise InvalidValue("units", units, "must be an integer >= 1")
+        self.inner = conv_like(first, first.in_channels, units)
+        self.outer = conv_like(second, units, second.out_channels)
+        nn.init.kaiming_normal_(self.inner.weight, nonlinearity="relu")
+        nn.init.zeros_(bias_of(self.inner))
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(bias_of(self.outer))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.outer(torch.relu(self.inner(x)))
+        return out
+
+
+class ConvWidthSeed(WidthSeed):
+    """``units`` dormant new channels for a ``Conv2d`` layer: a :class:`WidthSeed` on ``(B, C, H, W)`` maps.
+
+    Their fan-in is Kaiming's (GradMax's closed form is for ``Linear`` fan-outs);
+    the expansion score a policy sees treats each pixel as a sample, as for a
+    1×1 kernel, so it compares with other candidates' in the same units.
+    """
+
+    def __init__(
+        self, first: nn.Conv2d, second: nn.Conv2d, units: int, config: SeedConfig | None = None, *, seed_id: str = ""
+    ) -> None:
+        branch = ConvBranch(first, second, units)
+        super().__init__(first.in_channels, units, second.out_channels, config, seed_id=seed_id, branch=branch)
+
+    @property
+    def conv_branch(self) -> ConvBranch:
+        return cast(ConvBranch, self.child)
+
+    @property
+    def outputs(self) -> int:
+        return self.conv_branch.outer.out_channels
+
+    @property
+    def units(self) -> int:
+        return self.conv_branch.inner.out_channels
+
+    def _no_change(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], self.outputs, *x.shape[2:])
+
+
+class WidenableConvPair(nn.Module):
+    """Two ``Conv2d`` layers with a ReLU between them, and a :class:`ConvWidthSeed` that can add ``units``
+    channels to the first: ``second(relu(first(x))) + seed(x)``.
+
+    Both layers keep the spatial size (odd kernels, ``padding=k // 2``, stride 1).
+    ``kaslite.fuse`` turns the pair into ``nn.Sequential(Conv2d(in, n + units),
+    ReLU, Conv2d(n + units, out))`` computing the same function.
+    """
+
+    def __init__(
+        self,
+        first: nn.Conv2d,
+        second: nn.Conv2d,
+        units: int,
+        config: SeedConfig | None = None,
+        *,
+        seed_id: str = "",
+    ) -> None:
+        super().__init__()
+        _same_size_conv("first", first)
+        _same_size_conv("second", second)
+        if first.out_channels != second.in_channels:
+            raise InvalidValue(
+                "second.in_channels", second.in_channels, f"must equal first.out_channels ({first.out_channels})"
+            )
+        self.first = first
+        self.second = second
+        self.seed = ConvWidthSeed(first, second, units, config, seed_id=seed_id)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.second(torch.relu(self.first(x)))
+        change = self.seed.delta(x)
+        return out if change is None else out + change
