@@ -15,7 +15,8 @@ singular vectors of ``M``. The growth driver measures ``M`` on a batch (see
 germination; the same ``M`` gives the seed's expansion score.
 
 :class:`WidenablePair` puts a width seed between two ``Linear`` layers of a
-user's model; ``kaslite.fuse`` turns it into the two layers, grown wider.
+user's model, :class:`WidenableConvPair` between two ``Conv2d`` layers (new
+channels); ``kaslite.fuse`` turns either into the two layers, grown wider.
 """
 
 import math
