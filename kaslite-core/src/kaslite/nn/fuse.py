@@ -13,7 +13,8 @@ plain weights).
 """
 
 import copy
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from kaslite.nn.modules import unwrap
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import SeedState, SentinelSeed
 from kaslite.nn.wide import WideSeed
-from kaslite.nn.width import ConvWidthSeed, WidenableConvPair, WidenablePair, WidthSeed, bias_of, conv_like
+from kaslite.nn.width import WidenableConvPair, WidenablePair, WidthSeed, bias_of, conv_like
 
 
 class Blend(nn.Module):
@@ -104,57 +105,45 @@ class FirstFeatures(nn.Module):
         return torch.cat([self.inner(x[:, : self.features]), x[:, self.features :]], dim=1)
 
 
+def _sizes(layer: nn.Linear | nn.Conv2d) -> tuple[int, int]:
+    """(inputs, outputs): a ``Linear``'s features, a ``Conv2d``'s channels."""
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels, layer.out_channels
+    return layer.in_features, layer.out_features
+
+
 @torch.no_grad()
-def _widened(layer: nn.Linear, grown: list[WidthSeed], read: list[WidthSeed]) -> nn.Linear:
+def _widened(
+    layer: nn.Linear | nn.Conv2d, grown: Sequence[WidthSeed], read: Sequence[WidthSeed]
+) -> nn.Linear | nn.Conv2d:
     """``layer`` with ``grown``'s units as extra outputs, reading ``read``'s units as extra inputs.
 
     The new outputs read only the layer's own inputs; the layer's outputs read
     the previous layer's new units through their fan-out, scaled by α, so the
-    result computes exactly what the seeds did.
+    result computes exactly what the seeds did. A ``Conv2d`` grows channels the
+    same way: its weight's first two axes are outputs and inputs too.
     """
+    inputs, outputs = _sizes(layer)
     extra_in = sum(seed.units for seed in read)
     extra_out = sum(seed.units for seed in grown)
-    fused = nn.Linear(layer.in_features + extra_in, layer.out_features + extra_out)
-    fused = fused.to(layer.weight.device, layer.weight.dtype)
-    fused.weight.zero_()
-    fused.weight[: layer.out_features, : layer.in_features] = layer.weight
-    fused.bias[: layer.out_features] = layer.bias if layer.bias is not None else 0.0
-    column = layer.in_features
-    for seed in read:
-        outer = seed.branch.outer
-        fused.weight[: layer.out_features, column : column + seed.units] = seed.alpha * outer.weight
-        fused.bias[: layer.out_features] += seed.alpha * outer.bias
-        column += seed.units
-    row = layer.out_features
-    for seed in grown:
-        inner = seed.branch.inner
-        fused.weight[row : row + seed.units, : layer.in_features] = inner.weight
-        fused.bias[row : row + seed.units] = inner.bias
-        row += seed.units
-    return fused
-
-
-@torch.no_grad()
-def _widened_conv(layer: nn.Conv2d, grown: list[ConvWidthSeed], read: list[ConvWidthSeed]) -> nn.Conv2d:
-    """:func:`_widened` for a ``Conv2d``: channels where ``Linear`` has features, whole kernels where it
-    has weights."""
-    extra_in = sum(seed.units for seed in read)
-    extra_out = sum(seed.units for seed in grown)
-    fused = conv_like(layer, layer.in_channels + extra_in, layer.out_channels + extra_out)
+    if isinstance(layer, nn.Conv2d):
+        fused: nn.Linear | nn.Conv2d = conv_like(layer, inputs + extra_in, outputs + extra_out)
+    else:
+        fused = nn.Linear(inputs + extra_in, outputs + extra_out).to(layer.weight.device, layer.weight.dtype)
     bias = bias_of(fused)
     fused.weight.zero_()
-    fused.weight[: layer.out_channels, : layer.in_channels] = layer.weight
-    bias[: layer.out_channels] = layer.bias if layer.bias is not None else 0.0
-    column = layer.in_channels
+    fused.weight[:outputs, :inputs] = layer.weight
+    bias[:outputs] = layer.bias if layer.bias is not None else 0.0
+    column = inputs
     for seed in read:
-        outer = seed.conv_branch.outer
-        fused.weight[: layer.out_channels, column : column + seed.units] = seed.alpha * outer.weight
-        bias[: layer.out_channels] += seed.alpha * bias_of(outer)
+        outer = cast(nn.Linear | nn.Conv2d, seed.child.outer)
+        fused.weight[:outputs, column : column + seed.units] = seed.alpha * outer.weight
+        bias[:outputs] += seed.alpha * bias_of(outer)
         column += seed.units
-    row = layer.out_channels
+    row = outputs
     for seed in grown:
-        inner = seed.conv_branch.inner
-        fused.weight[row : row + seed.units, : layer.in_channels] = inner.weight
+        inner = cast(nn.Linear | nn.Conv2d, seed.child.inner)
+        fused.weight[row : row + seed.units, :inputs] = inner.weight
         bias[row : row + seed.units] = bias_of(inner)
         row += seed.units
     return fused
@@ -163,7 +152,7 @@ def _widened_conv(layer: nn.Conv2d, grown: list[ConvWidthSeed], read: list[ConvW
 def _fused_conv_pair(pair: WidenableConvPair) -> nn.Module:
     """A :class:`WidenableConvPair` as ``Sequential(Conv2d, ReLU, Conv2d)`` of the grown width."""
     grown = [pair.seed] if _in_use(pair.seed) else []
-    return nn.Sequential(_widened_conv(pair.first, grown, []), nn.ReLU(), _widened_conv(pair.second, [], grown))
+    return nn.Sequential(_widened(pair.first, grown, []), nn.ReLU(), _widened(pair.second, [], grown))
 
 
 def _fused_pair(pair: WidenablePair) -> nn.Module:

@@ -211,10 +211,10 @@ def conv_like(conv: nn.Conv2d, in_channels: int, out_channels: int) -> nn.Conv2d
     return made.to(conv.weight.device, conv.weight.dtype)
 
 
-def bias_of(conv: nn.Conv2d) -> torch.Tensor:
-    """The bias of a convolution built with one."""
-    assert conv.bias is not None
-    return conv.bias
+def bias_of(layer: nn.Linear | nn.Conv2d) -> torch.Tensor:
+    """The bias of a layer built with one."""
+    assert layer.bias is not None
+    return layer.bias
 
 
 class ConvBranch(nn.Module):
