@@ -23,7 +23,7 @@ from kaslite.nn.modules import unwrap
 from kaslite.nn.network import MorphogeneticNet, SeedSlot
 from kaslite.nn.seed import SeedState, SentinelSeed
 from kaslite.nn.wide import WideSeed
-from kaslite.nn.width import WidenableConvPair, WidenablePair, WidthSeed, bias_of, conv_like
+from kaslite.nn.width import WidenableConvPair, WidenablePair, WidthSeed, bias_of, conv_like, layer_sizes
 
 
 class Blend(nn.Module):
@@ -105,13 +105,6 @@ class FirstFeatures(nn.Module):
         return torch.cat([self.inner(x[:, : self.features]), x[:, self.features :]], dim=1)
 
 
-def _sizes(layer: nn.Linear | nn.Conv2d) -> tuple[int, int]:
-    """(inputs, outputs): a ``Linear``'s features, a ``Conv2d``'s channels."""
-    if isinstance(layer, nn.Conv2d):
-        return layer.in_channels, layer.out_channels
-    return layer.in_features, layer.out_features
-
-
 @torch.no_grad()
 def _widened(
     layer: nn.Linear | nn.Conv2d, grown: Sequence[WidthSeed], read: Sequence[WidthSeed]
@@ -123,7 +116,7 @@ def _widened(
     result computes exactly what the seeds did. A ``Conv2d`` grows channels the
     same way: its weight's first two axes are outputs and inputs too.
     """
-    inputs, outputs = _sizes(layer)
+    inputs, outputs = layer_sizes(layer)
     extra_in = sum(seed.units for seed in read)
     extra_out = sum(seed.units for seed in grown)
     if isinstance(layer, nn.Conv2d):

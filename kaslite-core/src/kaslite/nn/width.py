@@ -52,6 +52,13 @@ class WideBranch(nn.Module):
         return relu_branch(x, self.inner, self.outer)
 
 
+def layer_sizes(layer: nn.Linear | nn.Conv2d) -> tuple[int, int]:
+    """(inputs, outputs): a ``Linear``'s features, a ``Conv2d``'s channels."""
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels, layer.out_channels
+    return layer.in_features, layer.out_features
+
+
 def with_bias(inputs: torch.Tensor) -> torch.Tensor:
     """``[a; 1]`` for each row ``a``: a unit's fan-in and bias as one vector of weights."""
     return torch.cat([inputs, inputs.new_ones(inputs.shape[0], 1)], dim=1)
@@ -114,7 +121,11 @@ class WidthSeed(SentinelSeed):
 
     @property
     def outputs(self) -> int:
-        return self.branch.outer.out_features
+        return layer_sizes(cast(nn.Linear | nn.Conv2d, self.child.outer))[1]
+
+    @property
+    def units(self) -> int:
+        return layer_sizes(cast(nn.Linear | nn.Conv2d, self.child.inner))[1]
 
     @property
     def output_dim(self) -> int:
@@ -250,18 +261,6 @@ class ConvWidthSeed(WidthSeed):
     ) -> None:
         branch = ConvBranch(first, second, units)
         super().__init__(first.in_channels, units, second.out_channels, config, seed_id=seed_id, branch=branch)
-
-    @property
-    def conv_branch(self) -> ConvBranch:
-        return cast(ConvBranch, self.child)
-
-    @property
-    def outputs(self) -> int:
-        return self.conv_branch.outer.out_channels
-
-    @property
-    def units(self) -> int:
-        return self.conv_branch.inner.out_channels
 
     def _no_change(self, x: torch.Tensor) -> torch.Tensor:
         return x.new_zeros(x.shape[0], self.outputs, *x.shape[2:])
